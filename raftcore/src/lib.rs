@@ -1,0 +1,1 @@
+//! Raft as a pure, deterministic state machine. (Under construction in issue 2.)
