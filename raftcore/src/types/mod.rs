@@ -1,0 +1,26 @@
+//! The plain data types raftcore exchanges with its host: log entries,
+//! messages, persistent and volatile state, snapshots and configuration
+//! changes.
+//!
+//! They are ordinary Rust structs with opaque [`Bytes`] payloads; the host
+//! converts them to and from its wire format at its own boundary, so the core
+//! never depends on a serialization library. Each type has a compact,
+//! canonical [`Display`](std::fmt::Display) used by the scripted tests.
+
+mod conf_change;
+mod entry;
+mod message;
+mod state;
+
+pub use conf_change::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, DecodeError,
+};
+pub use entry::{Entry, EntryType};
+pub use message::{Message, MessageType};
+pub use state::{
+    ConfState, HardState, ReadState, Snapshot, SnapshotMetadata, SoftState, StateRole,
+};
+
+/// The ID that means "no peer": no vote cast, no leader known. Peer IDs are
+/// never zero.
+pub const NO_PEER: u64 = 0;
