@@ -1,2 +1,15 @@
 //! Flotilla's benchmarks. Criterion micro benchmarks live in `benches/`;
 //! the `flotilla-ycsb` load tool arrives with its own issue.
+//!
+//! The commit-throughput benchmark (`benches/commit.rs`) runs one workload,
+//! described by [`workload`], on several Raft implementations in the same
+//! criterion run so that their figures can be compared as a ratio. Each
+//! implementation has its own in-memory group driver:
+//!
+//! - [`raftrs_group`] (feature `raft-rs`): TiKV's raft-rs 0.7, the baseline.
+//! - raftcore: Flotilla's own crate; its driver mirrors [`raftrs_group`].
+
+pub mod workload;
+
+#[cfg(feature = "raft-rs")]
+pub mod raftrs_group;
