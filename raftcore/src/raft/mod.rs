@@ -293,7 +293,7 @@ impl<S: Storage> Raft<S> {
     /// Processes a message from a peer.
     pub fn step(&mut self, m: Message) -> Result<()> {
         validate(self.id, &m)?;
-        if self.hibernating && !(m.msg_type == MessageType::Heartbeat && m.hibernate) {
+        if self.hibernating && wakes(&m) {
             self.wake();
         }
         if m.term > self.term {
@@ -420,6 +420,16 @@ impl<S: Storage> Raft<S> {
             leader_id: (self.leader_id != NO_PEER).then_some(self.leader_id),
         }
     }
+}
+
+/// Whether a message wakes a hibernating peer: anything but the leader's
+/// hibernate heartbeat and the acknowledgements of it (which would
+/// otherwise wake the leader right after it hibernates).
+fn wakes(m: &Message) -> bool {
+    !matches!(
+        (m.msg_type, m.hibernate),
+        (MessageType::Heartbeat, true) | (MessageType::HeartbeatResponse, _)
+    )
 }
 
 /// Rejects messages that are malformed or addressed to another peer, so

@@ -25,12 +25,33 @@ impl MemStorage {
         MemStorage::default()
     }
 
-    /// An empty log whose initial membership is `conf_state`: how every
-    /// founding member of a new group starts.
+    /// The storage of a founding member of a new group with membership
+    /// `conf_state`: a bootstrap snapshot at index 1, term 1, that carries
+    /// the membership, and no entries.
+    ///
+    /// Why a snapshot and not an empty log: the initial membership is not in
+    /// the log, so a peer added later (which starts with [`MemStorage::new`])
+    /// cannot learn it by replaying entries; because the log starts after
+    /// index 1, the leader sends such a peer this snapshot first. TiKV and
+    /// raft-rs bootstrap groups the same way.
     pub fn with_conf_state(conf_state: ConfState) -> MemStorage {
+        let metadata = SnapshotMetadata {
+            conf_state: conf_state.clone(),
+            index: 1,
+            term: 1,
+        };
         MemStorage {
+            hard_state: HardState {
+                term: 1,
+                vote: crate::NO_PEER,
+                commit: 1,
+            },
             conf_state,
-            ..MemStorage::default()
+            snapshot: Snapshot {
+                data: bytes::Bytes::new(),
+                metadata,
+            },
+            entries: Vec::new(),
         }
     }
 
