@@ -228,6 +228,11 @@ impl<S: Storage> Raft<S> {
         pr.probe_sent = false;
         pr.commit = pr.commit.max(m.commit);
         pr.acked_round = pr.acked_round.max(m.stamp);
+        if pr.state == ProgressState::Replicate && pr.ins.full() {
+            // Appends may have been lost: make room for one, whose gap the
+            // follower will reject, which restarts probing from its match.
+            pr.ins.free_first_one();
+        }
         if pr.matched < last_index {
             self.maybe_send_append(m.from, true);
         }

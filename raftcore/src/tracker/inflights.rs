@@ -52,6 +52,12 @@ impl Inflights {
         }
     }
 
+    /// Frees the oldest message: the follower answered a heartbeat, so
+    /// the window must not stay full if appends were lost on the way.
+    pub fn free_first_one(&mut self) {
+        self.last_indexes.pop_front();
+    }
+
     /// Frees everything.
     pub fn reset(&mut self) {
         self.last_indexes.clear();
