@@ -260,7 +260,16 @@ impl<S: Storage> RawNode<S> {
         rd.read_states = std::mem::take(&mut self.raft.read_states);
         rd.must_sync = !rd.entries.is_empty() || rd.snapshot.is_some() || term_or_vote_changed;
         for m in std::mem::take(&mut self.raft.msgs) {
-            if !term_or_vote_changed && self.may_send_before_persist(&m) {
+            // The planted bug must bypass the term/vote check as well: a
+            // granted vote always comes with a vote change, so a switch
+            // inside `may_send_before_persist` alone planted nothing (found
+            // by the simulator: no early granted vote in 300 seeds).
+            #[cfg(feature = "planted-bugs")]
+            let leak =
+                self.raft.planted.vote_before_persist && m.msg_type == MessageType::VoteResponse;
+            #[cfg(not(feature = "planted-bugs"))]
+            let leak = false;
+            if leak || (!term_or_vote_changed && self.may_send_before_persist(&m)) {
                 rd.messages.push(m);
             } else {
                 rd.persisted_messages.push(m);
@@ -271,10 +280,6 @@ impl<S: Storage> RawNode<S> {
 
     /// Whether `m` depends on nothing the current `Ready` persists.
     fn may_send_before_persist(&self, m: &Message) -> bool {
-        #[cfg(feature = "planted-bugs")]
-        if self.raft.planted.vote_before_persist && m.msg_type == MessageType::VoteResponse {
-            return true;
-        }
         matches!(
             m.msg_type,
             MessageType::Append

@@ -94,13 +94,27 @@ impl<S: Storage> Raft<S> {
             self.become_follower(self.term + 1, NO_PEER);
             return false;
         }
-        if !meta.conf_state.contains(self.id) {
-            // A snapshot from a configuration that does not include us:
-            // ignore it rather than become a member by accident.
+        if !meta.conf_state.contains(self.id) && self.prs.progress.contains_key(&self.id) {
+            // A member offered a snapshot of a configuration without it:
+            // ignore it rather than drop out of the group by accident. A
+            // peer that is not a member yet (added later, starting empty)
+            // must install it: the snapshot may predate the change that adds
+            // the peer (the bootstrap snapshot always does), and the log
+            // after it brings that change. Refusing it made the leader
+            // resend the same snapshot forever.
             return false;
         }
         if self.raft_log.match_term(meta.index, meta.term) {
             self.raft_log.commit_to(meta.index);
+            return false;
+        }
+        if self.raft_log.applied < self.raft_log.applying {
+            // Committed entries handed out are not all applied yet. The host
+            // would apply a membership change among them on top of the
+            // snapshot's configuration, and the membership would no longer
+            // follow the log (found by the simulator's configuration
+            // agreement check, tests/sim, SIM_SEED=28). Let the host catch
+            // up first; the leader sends the snapshot again.
             return false;
         }
         let conf_state = meta.conf_state.clone();

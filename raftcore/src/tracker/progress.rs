@@ -65,11 +65,17 @@ impl Progress {
     /// Forgets what was learned in a previous term.
     pub(crate) fn reset(&mut self, next_idx: u64) {
         self.matched = 0;
-        self.next_idx = next_idx;
         self.acked_round = 0;
         self.commit = 0;
         self.recent_active = false;
-        self.become_probe();
+        // Probe from `next_idx` (thesis §3.5: a new leader starts every
+        // nextIndex just past its own last entry and backs off on
+        // rejections). `become_probe` would restart from `matched + 1 = 1`:
+        // resending the whole log after every election, or, once index 1
+        // is compacted (the bootstrap snapshot), sending nothing at all
+        // until a heartbeat response, and then a needless snapshot.
+        self.reset_state(ProgressState::Probe);
+        self.next_idx = next_idx;
     }
 
     fn reset_state(&mut self, state: ProgressState) {
