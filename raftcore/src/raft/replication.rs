@@ -4,7 +4,7 @@
 use super::Raft;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::Storage;
-use crate::tracker::ProgressState;
+use crate::tracker::{Progress, ProgressState};
 use crate::types::{Message, MessageType, StateRole};
 
 /// Whether a snapshot sent to a follower was installed.
@@ -162,8 +162,9 @@ impl<S: Storage> Raft<S> {
         true
     }
 
-    pub(super) fn handle_append_response(&mut self, m: &Message) -> Result<()> {
-        let last_index = self.raft_log.last_index();
+    /// The progress of the peer a response came from, updated with what
+    /// any response tells: the peer is alive, and its commit index.
+    fn responder_progress(&mut self, m: &Message) -> Result<&mut Progress> {
         let pr = self
             .prs
             .progress
@@ -171,6 +172,12 @@ impl<S: Storage> Raft<S> {
             .ok_or(Error::UnknownPeer(m.from))?;
         pr.recent_active = true;
         pr.commit = pr.commit.max(m.commit);
+        Ok(pr)
+    }
+
+    pub(super) fn handle_append_response(&mut self, m: &Message) -> Result<()> {
+        let last_index = self.raft_log.last_index();
+        let pr = self.responder_progress(m)?;
         if m.reject {
             // Fast backtracking (thesis §5.3 end): skip every entry whose
             // term shows it cannot match the follower's hint.
@@ -219,14 +226,8 @@ impl<S: Storage> Raft<S> {
 
     pub(super) fn handle_heartbeat_response(&mut self, m: &Message) -> Result<()> {
         let last_index = self.raft_log.last_index();
-        let pr = self
-            .prs
-            .progress
-            .get_mut(&m.from)
-            .ok_or(Error::UnknownPeer(m.from))?;
-        pr.recent_active = true;
+        let pr = self.responder_progress(m)?;
         pr.probe_sent = false;
-        pr.commit = pr.commit.max(m.commit);
         pr.acked_round = pr.acked_round.max(m.stamp);
         if pr.state == ProgressState::Replicate && pr.ins.full() {
             // Appends may have been lost: make room for one, whose gap the
