@@ -6,9 +6,18 @@
 //! criterion run so that their figures can be compared as a ratio. Each
 //! implementation has its own in-memory group driver:
 //!
-//! - [`raftrs_group`] (feature `raft-rs`): TiKV's raft-rs 0.7, the baseline.
-//! - raftcore: Flotilla's own crate; its driver mirrors [`raftrs_group`].
+//! - `raftrs_group` (feature `raft-rs`): TiKV's raft-rs 0.7, the baseline.
+//! - [`raftcore_group`]: Flotilla's own crate; its driver mirrors
+//!   `raftrs_group`.
+//!
+//! The tick benchmark (`benches/tick.rs`) measures what ticking many idle
+//! raftcore groups costs a host, awake and hibernated; its groups are in
+//! [`idle_groups`].
 
+#![warn(missing_docs)]
+
+pub mod idle_groups;
+pub mod raftcore_group;
 pub mod workload;
 
 #[cfg(feature = "raft-rs")]

@@ -26,7 +26,7 @@ impl<S: Storage> Raft<S> {
 
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
-        if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
+        if self.election_elapsed >= self.randomized_election_timeout && self.promotable() {
             self.election_elapsed = 0;
             self.hup(false);
         }
