@@ -346,3 +346,116 @@ impl<S: Storage> RaftLog<S> {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+    use crate::types::ConfState;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: bytes::Bytes::from(vec![0u8; 10]),
+            ..Entry::default()
+        }
+    }
+
+    /// Storage holds the bootstrap snapshot (1/1) and entries 2..=4 of term
+    /// 2; entries 5..=6 of term 3 are unstable.
+    fn log() -> RaftLog<MemStorage> {
+        let mut store = MemStorage::with_conf_state(ConfState::with_voters([1]));
+        store.append(&[ent(2, 2), ent(3, 2), ent(4, 2)]);
+        let mut log = RaftLog::new(store, u64::MAX).unwrap();
+        log.append(&[ent(5, 3), ent(6, 3)]);
+        log
+    }
+
+    fn indexes(ents: &[Entry]) -> Vec<u64> {
+        ents.iter().map(|e| e.index).collect()
+    }
+
+    #[test]
+    fn slices_span_storage_and_unstable() {
+        let l = log();
+        assert_eq!((l.first_index(), l.last_index(), l.persisted), (2, 6, 4));
+        assert_eq!(indexes(&l.slice(3, 7, u64::MAX).unwrap()), vec![3, 4, 5, 6]);
+        assert_eq!(
+            indexes(&l.slice(3, 7, 25).unwrap()),
+            vec![3, 4],
+            "size limit inside storage"
+        );
+        assert_eq!(
+            indexes(&l.slice(4, 7, 25).unwrap()),
+            vec![4, 5],
+            "size limit across the boundary"
+        );
+        assert_eq!(l.slice(1, 3, u64::MAX), Err(StorageError::Compacted));
+        assert_eq!(l.slice(5, 8, u64::MAX), Err(StorageError::Unavailable));
+        assert_eq!(l.term(1), Ok(1), "the bootstrap snapshot's term");
+        assert_eq!(l.term(0), Err(StorageError::Compacted));
+    }
+
+    #[test]
+    fn maybe_append_truncates_conflicts_and_bounds_commit() {
+        let mut l = log();
+        // A mismatching previous entry is refused.
+        assert_eq!(l.maybe_append(4, 3, 6, &[ent(5, 4)]), None);
+        // Entry 5 conflicts (term 4 vs 3): 5 and 6 are replaced; the commit
+        // index is bounded by the last new entry.
+        assert_eq!(l.maybe_append(4, 2, 6, &[ent(5, 4)]), Some(5));
+        assert_eq!((l.last_index(), l.committed), (5, 5));
+        assert_eq!(l.term(5), Ok(4));
+        // Entries already present are not rewritten.
+        assert_eq!(l.maybe_append(3, 2, 5, &[ent(4, 2), ent(5, 4)]), Some(5));
+        assert_eq!(l.last_index(), 5);
+    }
+
+    #[test]
+    #[should_panic(expected = "conflicts with committed")]
+    fn overwriting_a_committed_entry_panics() {
+        let mut l = log();
+        l.commit_to(5);
+        l.maybe_append(4, 2, 5, &[ent(5, 9)]);
+    }
+
+    #[test]
+    fn find_conflict_by_term_skips_higher_terms() {
+        let l = log();
+        assert_eq!(l.find_conflict_by_term(6, 2), (4, 2));
+        assert_eq!(l.find_conflict_by_term(6, 3), (6, 3));
+        assert_eq!(
+            l.find_conflict_by_term(9, 1),
+            (1, 1),
+            "clamped to the last index, down to the snapshot"
+        );
+    }
+
+    #[test]
+    fn committed_entries_wait_for_persistence() {
+        let mut l = log();
+        l.commit_to(6);
+        assert_eq!(
+            indexes(&l.next_committed()),
+            vec![2, 3, 4],
+            "5 and 6 are not persisted yet"
+        );
+        l.applying_to(4);
+        // The host writes the entries, then reports them persisted.
+        l.store_mut().append(&[ent(5, 3), ent(6, 3)]);
+        l.stable_to(6, 3);
+        assert_eq!(indexes(&l.next_committed()), vec![5, 6]);
+        l.stable_to(6, 2);
+        assert_eq!(l.persisted, 6, "a stale mark changes nothing");
+    }
+
+    #[test]
+    fn up_to_date_compares_term_then_index() {
+        let l = log();
+        assert!(l.is_up_to_date(6, 3));
+        assert!(l.is_up_to_date(2, 4));
+        assert!(!l.is_up_to_date(5, 3));
+        assert!(!l.is_up_to_date(9, 2));
+    }
+}
