@@ -103,13 +103,17 @@ impl<S: Storage> RawNode<S> {
         self.raft.tick();
     }
 
-    /// Starts an election now (with a pre-vote if configured).
+    /// Starts an election now (with a pre-vote if configured). With leases
+    /// on ([`Config::lease_ticks`]), does nothing while this peer may be
+    /// inside a leader's lease (it heard from the leader, or restarted after
+    /// the bootstrap term, less than `election_ticks` ago): move a live
+    /// leader with [`transfer_leader`](Self::transfer_leader).
     pub fn campaign(&mut self) -> Result<()> {
         self.raft.wake();
         if !self.raft.promotable() {
             return Err(Error::NotVoter(self.raft.id));
         }
-        self.raft.hup(false);
+        self.raft.host_campaign();
         Ok(())
     }
 

@@ -76,6 +76,25 @@ impl<S: Storage> Raft<S> {
         heard || self.now < self.no_vote_before
     }
 
+    /// A campaign the host asks for ([`RawNode::campaign`](crate::RawNode::campaign)).
+    pub(crate) fn host_campaign(&mut self) {
+        // Thesis §6.4.1: having acknowledged a leader, this peer promised not
+        // to help elect another leader for `election_ticks`, and that leader
+        // may serve lease reads on the promise. An election timeout never
+        // fires inside that window, but a campaign the host asks for would,
+        // with this peer's own vote counting (found by the simulator's lease
+        // check, tests/sim, SIM_SEED=4374). The promise outlives a restart,
+        // as for votes (`no_vote_before`; SIM_SEED=7564), unless the peer
+        // never left the bootstrap term, in which no leader existed.
+        // Leadership transfer is the way to move a live leader.
+        let heard_leader = self.leader_id != NO_PEER && self.election_elapsed < self.election_ticks;
+        let restarted = self.restarted_after_bootstrap && self.now < self.no_vote_before;
+        if self.lease_ticks > 0 && (heard_leader || restarted) {
+            return;
+        }
+        self.hup(false);
+    }
+
     /// Starts an election if allowed (the local "campaign" request and an
     /// election timeout).
     pub(crate) fn hup(&mut self, transfer: bool) {

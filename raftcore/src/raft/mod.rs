@@ -84,6 +84,9 @@ pub struct Raft<S: Storage> {
     /// With leases on, no vote is granted before this tick (see
     /// [`Config::lease_ticks`]).
     no_vote_before: u64,
+    /// Restarted from a term after the bootstrap term (1), so this peer may
+    /// have acknowledged a leader's lease just before it went down.
+    restarted_after_bootstrap: bool,
 
     /// Leader: the peer leadership is moving to, or [`NO_PEER`].
     pub lead_transferee: u64,
@@ -149,6 +152,7 @@ impl<S: Storage> Raft<S> {
             } else {
                 0
             },
+            restarted_after_bootstrap: state.hard_state.term > 1,
             lead_transferee: NO_PEER,
             pending_conf_index: 0,
             uncommitted_size: 0,
@@ -337,20 +341,35 @@ impl<S: Storage> Raft<S> {
     /// A message from an older term. Answering a stale leader's append or
     /// heartbeat with our term makes it step down; without this, a peer
     /// with a higher term that others ignore (because of their lease) would
-    /// keep the group leaderless after a partition heals.
+    /// keep the group leaderless after a partition heals. Without Pre-Vote
+    /// and Check-Quorum too (thesis Figure 3.1: the reply carries
+    /// currentTerm): a peer whose term ran ahead while its membership went
+    /// stale sends its vote requests only to removed peers, so nothing else
+    /// would ever bring the group's term up to it and it never caught up
+    /// again (found by the simulator's liveness check, tests/sim,
+    /// SIM_SEED=148).
     fn handle_stale_term(&mut self, m: &Message) {
-        if (self.check_quorum || self.pre_vote)
-            && matches!(m.msg_type, MessageType::Append | MessageType::Heartbeat)
-        {
+        if matches!(m.msg_type, MessageType::Append | MessageType::Heartbeat) {
             self.send(Message {
                 to: m.from,
                 msg_type: MessageType::AppendResponse,
                 ..Message::default()
             });
-        } else if m.msg_type == MessageType::PreVote {
+        } else if m.msg_type.is_vote_request() {
+            // Refuse with our term (thesis Figure 3.1), so that the candidate
+            // catches up. Without this, a peer whose term ran ahead but whose
+            // log is behind, and whose stale membership sends its own vote
+            // requests elsewhere, held the vote a joint quorum needed without
+            // ever telling the candidates its term (found by the simulator's
+            // liveness check, tests/sim, SIM_SEED=51481).
+            let msg_type = if m.msg_type == MessageType::PreVote {
+                MessageType::PreVoteResponse
+            } else {
+                MessageType::VoteResponse
+            };
             self.send(Message {
                 to: m.from,
-                msg_type: MessageType::PreVoteResponse,
+                msg_type,
                 term: self.term,
                 reject: true,
                 ..Message::default()

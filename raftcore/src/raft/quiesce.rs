@@ -22,8 +22,9 @@ impl<S: Storage> Raft<S> {
             StateRole::Leader => {
                 self.check_leader_quiescent()?;
                 self.bcast_heartbeat(true);
-                // Acknowledgements of this round must not renew a lease.
-                self.lease_min_round = self.round;
+                // Acknowledgements of this round must not renew a lease (nor
+                // may anything revive one forfeited by a transfer).
+                self.lease_min_round = self.lease_min_round.max(self.round);
             }
             StateRole::Follower if self.leader_id != NO_PEER => {}
             _ => return Err(Error::NotQuiescent("no known leader")),
@@ -71,7 +72,7 @@ impl<S: Storage> Raft<S> {
             for pr in self.prs.progress.values_mut() {
                 pr.recent_active = true;
             }
-            self.lease_min_round = self.round;
+            self.lease_min_round = self.lease_min_round.max(self.round);
             self.needs_bcast_heartbeat = true;
         }
     }

@@ -34,9 +34,13 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(super) fn send_timeout_now(&mut self, to: u64) {
-        // The transferee will campaign ignoring leases, so ours ends here:
-        // only heartbeat rounds that start after this count again.
-        self.lease_min_round = self.round;
+        // The transferee will campaign ignoring leases, so ours ends here,
+        // for the rest of this term: its vote requests (which voters grant
+        // inside a lease) may win even after rounds sent later were
+        // acknowledged, and if the transfer is aborted those rounds would
+        // revive a lease beside a new leader (found by the simulator's
+        // lease check, tests/sim, SIM_SEED=659). ReadIndex still works.
+        self.lease_min_round = u64::MAX;
         self.send(Message {
             msg_type: MessageType::TimeoutNow,
             to,
