@@ -1,5 +1,5 @@
 use crate::error::StorageError;
-use crate::storage::{limit_size, RaftState, Storage};
+use crate::storage::{size_limited_len, RaftState, Storage};
 use crate::types::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
 /// A [`Storage`] held in memory, for tests, simulations and benchmarks.
@@ -177,18 +177,7 @@ impl Storage for MemStorage {
         // made every one-entry append cost a copy of the log's tail (3x the
         // simulator's run time with one entry per append, tests/sim).
         let range = &self.entries[lo..hi];
-        let mut total = 0u64;
-        let keep = range
-            .iter()
-            .take_while(|e| {
-                let first = total == 0;
-                total = total.saturating_add(e.payload_size());
-                first || total <= max_size
-            })
-            .count();
-        let mut ents = range[..keep.max(1)].to_vec();
-        limit_size(&mut ents, max_size);
-        Ok(ents)
+        Ok(range[..size_limited_len(range, max_size)].to_vec())
     }
 
     fn term(&self, index: u64) -> Result<u64, StorageError> {

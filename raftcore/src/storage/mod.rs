@@ -61,8 +61,15 @@ pub trait Storage {
 /// Cuts `entries` after the entry that brings the running payload total past
 /// `max_size`, always keeping at least one entry.
 pub fn limit_size(entries: &mut Vec<Entry>, max_size: u64) {
+    entries.truncate(size_limited_len(entries, max_size));
+}
+
+/// How many leading entries of `entries` fit in `max_size` payload bytes:
+/// up to and including the entry that first passes it, at least one (unless
+/// `entries` is empty).
+pub fn size_limited_len(entries: &[Entry], max_size: u64) -> usize {
     let mut total = 0u64;
-    let keep = entries
+    let fit = entries
         .iter()
         .take_while(|e| {
             let first = total == 0;
@@ -70,5 +77,5 @@ pub fn limit_size(entries: &mut Vec<Entry>, max_size: u64) {
             first || total <= max_size
         })
         .count();
-    entries.truncate(keep.max(1));
+    fit.max(1).min(entries.len())
 }
