@@ -54,10 +54,10 @@ use raftcore::PlantedBugs;
 use crate::cluster::Cluster;
 use crate::stats::Stats;
 
-/// Seeds run by default: under two minutes of `cargo test -p raftcore --test sim`
+/// Seeds run by default: about 95 s of `cargo test -p raftcore --test sim`
 /// on a 2-core machine (raftcore builds with opt-level 2 even in dev; the
 /// planted-bug hunts run alongside and stop at their first catch).
-const DEFAULT_SEEDS: u64 = 8000;
+const DEFAULT_SEEDS: u64 = 6000;
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;

@@ -90,7 +90,7 @@ impl Cluster {
             };
             logs.push((id, view.0, view.1, view.2));
         }
-        self.checker.check_electable(&logs)
+        self.checker.check_electable(self.p.voters as usize, &logs)
     }
 
     /// State machine safety across all nodes.

@@ -150,14 +150,18 @@ impl Checker {
     /// invariant behind thesis §3.6.3's proof): a voter whose log lacks the
     /// last committed entry is less up-to-date (§3.6.1) than a majority of
     /// the voters, so no election can make it leader. Checked while the
-    /// membership is the founding one; `logs` holds each founding voter's
-    /// `(id, last term, last index, holds the last committed entry)`, from
-    /// its persisted log if it is down.
-    pub fn check_electable(&self, logs: &[(u64, u64, u64, bool)]) -> Result<(), Violation> {
+    /// membership is the founding one (of `voters` voters); `logs` holds
+    /// each founding voter's `(id, last term, last index, holds the last
+    /// committed entry)`, from its persisted log if it is down.
+    pub fn check_electable(
+        &self,
+        voters: usize,
+        logs: &[(u64, u64, u64, bool)],
+    ) -> Result<(), Violation> {
         let Some((top, want)) = self.last_committed() else {
             return Ok(());
         };
-        let majority = logs.len() / 2 + 1;
+        let majority = voters / 2 + 1;
         for &(id, last_term, last_index, _) in logs.iter().filter(|l| !l.3) {
             let voters: Vec<u64> = logs
                 .iter()
