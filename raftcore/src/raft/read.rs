@@ -107,7 +107,8 @@ impl<S: Storage> Raft<S> {
 
     /// Whether this leader holds a lease: a quorum acknowledged a heartbeat
     /// round sent less than `lease_ticks` ago, after the last event that
-    /// voided the lease (becoming leader, a TimeoutNow, hibernating).
+    /// voided the lease (becoming leader, waking from hibernation). A
+    /// TimeoutNow voids it for the rest of the term.
     ///
     /// Safe because each acknowledging follower reset its election timer
     /// after the round was sent, and then refuses votes for `election_ticks`
