@@ -2,7 +2,7 @@
 //! messages, persistent and volatile state, snapshots and configuration
 //! changes.
 //!
-//! They are ordinary Rust structs with opaque [`Bytes`] payloads; the host
+//! They are ordinary Rust structs with opaque [`Bytes`](bytes::Bytes) payloads; the host
 //! converts them to and from its wire format at its own boundary, so the core
 //! never depends on a serialization library. Each type has a compact,
 //! canonical [`Display`](std::fmt::Display) used by the scripted tests.
