@@ -43,6 +43,23 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// Every message type, in declaration order.
+    pub const ALL: [MessageType; 13] = [
+        MessageType::Append,
+        MessageType::AppendResponse,
+        MessageType::Vote,
+        MessageType::VoteResponse,
+        MessageType::PreVote,
+        MessageType::PreVoteResponse,
+        MessageType::Heartbeat,
+        MessageType::HeartbeatResponse,
+        MessageType::Snapshot,
+        MessageType::TimeoutNow,
+        MessageType::Propose,
+        MessageType::ReadIndex,
+        MessageType::ReadIndexResponse,
+    ];
+
     /// Whether this is a request for a (pre-)vote.
     pub fn is_vote_request(self) -> bool {
         matches!(self, MessageType::Vote | MessageType::PreVote)

@@ -348,23 +348,8 @@ fn raft_log(raw: &RawNode<MemStorage>) -> String {
 }
 
 fn msg_type(s: &str) -> ScriptResult<MessageType> {
-    use MessageType::*;
-    let all = [
-        Append,
-        AppendResponse,
-        Vote,
-        VoteResponse,
-        PreVote,
-        PreVoteResponse,
-        Heartbeat,
-        HeartbeatResponse,
-        Snapshot,
-        TimeoutNow,
-        Propose,
-        ReadIndex,
-        ReadIndexResponse,
-    ];
-    all.into_iter()
+    MessageType::ALL
+        .into_iter()
         .find(|t| format!("{t:?}") == s)
         .ok_or_else(|| format!("unknown message type `{s}`"))
 }

@@ -188,7 +188,7 @@ fn planted_vote_before_persist_is_caught() {
 /// How often each planted bug is caught, over `SIM_SEEDS` seeds (for tuning
 /// the workload): `cargo test -p raftcore --release --test sim -- --ignored`.
 #[test]
-#[ignore]
+#[ignore = "a tuning aid that runs every seed for each planted bug; too slow for CI"]
 fn planted_bug_detection_rate() {
     let n = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     for (name, bugs) in [
