@@ -75,7 +75,7 @@ use raftcore::{
     StateRole, Storage,
 };
 
-use crate::workload::GROUP_SIZE;
+use crate::workload::{node_slot, GROUP_SIZE};
 
 /// A node compacts its `MemStorage` once it holds this many entries at or
 /// below its applied index.
@@ -348,12 +348,6 @@ impl RaftcoreGroup {
         }
         panic!("raftcore group did not reach its goal in {MAX_ROUNDS} rounds");
     }
-}
-
-/// Index into `RaftcoreGroup::nodes` of node `id`.
-fn node_slot(id: u64) -> usize {
-    assert!((1..=GROUP_SIZE).contains(&id), "no node {id}");
-    (id - 1) as usize
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ use raft::storage::MemStorage;
 use raft::{SnapshotStatus, StateRole, Storage};
 use slog::{o, Discard, Logger};
 
-use crate::workload::GROUP_SIZE;
+use crate::workload::{node_slot, GROUP_SIZE};
 
 /// A node compacts its `MemStorage` once it holds this many entries at or
 /// below its applied index.
@@ -312,12 +312,6 @@ impl RaftRsGroup {
         }
         panic!("raft-rs group did not reach its goal in {MAX_ROUNDS} rounds");
     }
-}
-
-/// Index into `RaftRsGroup::nodes` of node `id`.
-fn node_slot(id: u64) -> usize {
-    assert!((1..=GROUP_SIZE).contains(&id), "no node {id}");
-    (id - 1) as usize
 }
 
 #[cfg(test)]

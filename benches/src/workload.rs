@@ -24,6 +24,12 @@ pub fn payload() -> Vec<u8> {
         .collect()
 }
 
+/// Index of node `id` (1-based) in a driver's node list.
+pub fn node_slot(id: u64) -> usize {
+    assert!((1..=GROUP_SIZE).contains(&id), "no node {id}");
+    (id - 1) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

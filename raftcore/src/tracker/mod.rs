@@ -174,10 +174,4 @@ impl ProgressTracker {
             .voters
             .vote_result(|id| self.votes.get(&id).copied())
     }
-
-    /// The number of votes granted and refused so far.
-    pub fn vote_counts(&self) -> (usize, usize) {
-        let granted = self.votes.values().filter(|&&g| g).count();
-        (granted, self.votes.len() - granted)
-    }
 }

@@ -76,18 +76,6 @@ impl MessageType {
                 | MessageType::ReadIndexResponse
         )
     }
-
-    /// Whether this is a response to another peer's request.
-    pub fn is_response(self) -> bool {
-        matches!(
-            self,
-            MessageType::AppendResponse
-                | MessageType::VoteResponse
-                | MessageType::PreVoteResponse
-                | MessageType::HeartbeatResponse
-                | MessageType::ReadIndexResponse
-        )
-    }
 }
 
 /// One message between two peers of a group.
