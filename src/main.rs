@@ -1,17 +1,34 @@
-//! `flotilla`: the one binary of the project. Its subcommands (`pd`, `store`,
-//! `playground`, `kv`, `ctl`) arrive with the issues that build them.
+//! `flotilla`: the one binary of the project — the daemons (`pd`, and with
+//! later issues `store`), and the tools (`playground`, `kv`, `ctl`).
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+mod pd;
 
 /// Flotilla: a sharded, replicated key-value store.
 #[derive(Parser, Debug)]
 #[command(name = "flotilla", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "flotilla {}: no subcommands yet; the daemons and tools arrive with later issues (see README.md)",
-        env!("CARGO_PKG_VERSION")
-    );
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a placement driver (PD) member.
+    Pd(flotilla_pd::cli::PdArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pd(args) => pd::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flotilla: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,5 +1,13 @@
-//! The placement driver (PD): a small replicated service that knows every
-//! store and region, hands out IDs and timestamps, and schedules replicas and
-//! leaders with operators.
-//!
-//! PD arrives with its own issue; until then the crate is empty.
+//! Flotilla's placement driver (PD).
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod metrics;
+pub mod raft;
+pub mod schedule;
+pub mod server;
+pub mod storage;

@@ -2,5 +2,27 @@
 //! Raft transport services, and the Rust code tonic and prost generate from
 //! them.
 //!
-//! This crate depends on nothing else of Flotilla's. The services arrive with
-//! the PD and store issues; until then the crate is empty.
+//! - [`metapb`]: cluster metadata shared by everyone — stores, regions,
+//!   peers, epochs.
+//! - [`pdpb`]: the placement driver's `Pd` service (routing, IDs, TSO,
+//!   heartbeats, bootstrap) and `PdPeer` (Raft between PD members).
+//!
+//! This crate depends on nothing else of Flotilla's: a client compiles it
+//! without RocksDB or Raft. Byte fields are [`bytes::Bytes`] so keys, values
+//! and Raft payloads are not copied out of the receive buffer.
+
+/// Cluster metadata: stores, regions, peers, epochs.
+#[allow(missing_docs, clippy::all)]
+pub mod metapb {
+    tonic::include_proto!("metapb");
+}
+
+/// The placement driver's gRPC services.
+#[allow(missing_docs, clippy::all)]
+pub mod pdpb {
+    tonic::include_proto!("pdpb");
+}
+
+pub use bytes;
+pub use prost;
+pub use tonic;

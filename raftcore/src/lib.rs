@@ -81,6 +81,7 @@
 //! ## Where things are
 //!
 //! - [`types`]: entries, messages, hard/soft state, snapshots, conf changes.
+//! - [`codec`]: their binary encoding, for the host's disk and network.
 //! - [`RawNode`] and [`Ready`]: the host's API.
 //! - [`Raft`]: the state machine, split by operation (election,
 //!   replication, follower, propose, read, transfer, quiesce).
@@ -101,6 +102,7 @@
 
 #![deny(missing_docs)]
 
+pub mod codec;
 mod confchange;
 mod config;
 mod error;

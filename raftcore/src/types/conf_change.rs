@@ -3,6 +3,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::message::DisplayList;
+use crate::codec::{put_varint, take_byte, take_varint, DecodeError};
 
 /// One membership change of one peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,20 +127,24 @@ impl ConfChange {
     }
 
     /// Decodes an entry payload written by [`encode`](Self::encode).
-    pub fn decode(mut buf: &[u8]) -> Result<ConfChange, DecodeError> {
-        let buf = &mut buf;
+    pub fn decode(buf: &[u8]) -> Result<ConfChange, DecodeError> {
+        let mut rest = buf;
+        ConfChange::decode_fields(&mut rest).map_err(|e| e.within("conf change"))
+    }
+
+    fn decode_fields(buf: &mut &[u8]) -> Result<ConfChange, DecodeError> {
         if take_byte(buf)? != ENCODING_VERSION {
-            return Err(DecodeError("unknown conf change encoding version"));
+            return Err(DecodeError::new("unknown encoding version"));
         }
         let transition = match take_byte(buf)? {
             0 => ConfChangeTransition::Auto,
             1 => ConfChangeTransition::Implicit,
             2 => ConfChangeTransition::Explicit,
-            _ => return Err(DecodeError("unknown conf change transition")),
+            _ => return Err(DecodeError::new("unknown transition")),
         };
         let n = take_varint(buf)?;
         if n > buf.len() as u64 {
-            return Err(DecodeError("conf change count exceeds payload"));
+            return Err(DecodeError::new("change count exceeds payload"));
         }
         let mut changes = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -147,7 +152,7 @@ impl ConfChange {
                 0 => ConfChangeType::AddNode,
                 1 => ConfChangeType::AddLearnerNode,
                 2 => ConfChangeType::RemoveNode,
-                _ => return Err(DecodeError("unknown conf change type")),
+                _ => return Err(DecodeError::new("unknown change type")),
             };
             let node_id = take_varint(buf)?;
             changes.push(ConfChangeSingle {
@@ -157,9 +162,7 @@ impl ConfChange {
         }
         let len = take_varint(buf)?;
         if len != buf.len() as u64 {
-            return Err(DecodeError(
-                "conf change context length does not match payload",
-            ));
+            return Err(DecodeError::new("context length does not match payload"));
         }
         let context = Bytes::copy_from_slice(buf);
         Ok(ConfChange {
@@ -182,40 +185,6 @@ impl fmt::Display for ConfChange {
             ConfChangeTransition::Explicit => f.write_str(" explicit"),
         }
     }
-}
-
-/// A conf change payload that could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("malformed conf change: {0}")]
-pub struct DecodeError(&'static str);
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn take_byte(buf: &mut &[u8]) -> Result<u8, DecodeError> {
-    let (&b, rest) = buf.split_first().ok_or(DecodeError("truncated"))?;
-    *buf = rest;
-    Ok(b)
-}
-
-fn take_varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = take_byte(buf)?;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            if shift == 63 && b > 1 {
-                return Err(DecodeError("varint overflows u64"));
-            }
-            return Ok(v);
-        }
-    }
-    Err(DecodeError("varint too long"))
 }
 
 #[cfg(test)]

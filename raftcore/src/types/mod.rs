@@ -4,17 +4,20 @@
 //!
 //! They are ordinary Rust structs with opaque [`Bytes`](bytes::Bytes) payloads; the host
 //! converts them to and from its wire format at its own boundary, so the core
-//! never depends on a serialization library. Each type has a compact,
-//! canonical [`Display`](std::fmt::Display) used by the scripted tests.
+//! never depends on a serialization library. [`codec`](crate::codec) gives
+//! them a compact binary encoding of raftcore's own for storage and transport.
+//! Each type has a compact, canonical [`Display`](std::fmt::Display) used by
+//! the scripted tests.
 
 mod conf_change;
 mod entry;
 mod message;
 mod state;
 
-pub use conf_change::{
-    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, DecodeError,
-};
+// `DecodeError` lived here before the codec module existed; the path stays
+// valid for existing callers.
+pub use crate::codec::DecodeError;
+pub use conf_change::{ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType};
 pub use entry::{Entry, EntryType};
 pub use message::{Message, MessageType};
 pub use state::{
