@@ -60,12 +60,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Checks `region` against the epoch rules and, if it is not stale,
-    /// makes it current: replaces overlapped regions, updates the view and
-    /// marks changed metadata for persistence.
-    fn put_region(&mut self, region: RegionView, now_ms: u64) -> Result<Arc<RegionView>, PdError> {
-        let old = self.view.region(region.id).cloned();
-        if let Some(old) = &old {
+    /// The epoch rules: `region` is stale if PD holds it with a newer epoch
+    /// or holds an overlapping region with a newer version.
+    fn check_not_stale(&self, region: &RegionView) -> Result<(), PdError> {
+        if let Some(old) = self.view.region(region.id) {
             if region.epoch.version < old.epoch.version
                 || region.epoch.conf_ver < old.epoch.conf_ver
             {
@@ -83,6 +81,15 @@ impl Cluster {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Checks `region` against the epoch rules and, if it is not stale,
+    /// makes it current: replaces overlapped regions, updates the view and
+    /// marks changed metadata for persistence.
+    fn put_region(&mut self, region: RegionView, now_ms: u64) -> Result<Arc<RegionView>, PdError> {
+        self.check_not_stale(&region)?;
+        let old = self.view.region(region.id).cloned();
         let meta_changed = old.as_ref().is_none_or(|o| {
             o.epoch != region.epoch
                 || o.start_key != region.start_key
@@ -134,6 +141,13 @@ impl Cluster {
                     "split regions must be adjacent and in key order".into(),
                 ));
             }
+        }
+        // Every piece passes the epoch rules before any is applied: a
+        // refused report must not leave half a split (and a routing gap)
+        // behind. The pieces are adjacent, so applying one never makes
+        // another stale.
+        for view in &views {
+            self.check_not_stale(view)?;
         }
         for view in views {
             self.put_region(view, now_ms)?;

@@ -197,7 +197,22 @@ impl Cluster {
 fn validate_address(address: &str) -> Result<(), PdError> {
     let bad = || PdError::InvalidArgument(format!("store address {address:?} is not host:port"));
     let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
-    if host.is_empty() || address.len() > 255 || port.parse::<u16>().map_or(true, |p| p == 0) {
+    // Digits only: `parse` alone would take "+80".
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    // A hostname or IPv4 address, or a bracketed IPv6 address; no scheme,
+    // path or whitespace (stores and clients dial this string as is).
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }
+    };
+    if !host_ok || !port_ok || address.len() > 255 {
         return Err(bad());
     }
     Ok(())

@@ -37,6 +37,9 @@ pub enum Input {
     Propose {
         /// The operations, applied atomically.
         ops: Vec<Op>,
+        /// If set, propose only while this member leads in this term:
+        /// refused (never forwarded to another leader) otherwise.
+        leader_term: Option<u64>,
         /// Completed when the command applies here, or fails.
         done: oneshot::Sender<Result<(), ProposeError>>,
     },
@@ -101,10 +104,36 @@ pub struct RaftHandle {
 }
 
 impl RaftHandle {
-    /// Proposes `ops` and waits until they apply on this member.
+    /// Proposes `ops` and waits until they apply on this member. On a
+    /// follower the proposal is forwarded to the leader.
     pub async fn propose(&self, ops: Vec<Op>, timeout: Duration) -> Result<(), ProposeError> {
         let (done, rx) = oneshot::channel();
-        self.send(Input::Propose { ops, done })?;
+        self.send(Input::Propose {
+            ops,
+            leader_term: None,
+            done,
+        })?;
+        wait(rx, timeout).await
+    }
+
+    /// Proposes `ops` only if this member still leads in `term`, and waits
+    /// until they apply. For writes derived from a leader's in-memory
+    /// state (ID and TSO high-water marks, regions, stores): a deposed
+    /// leader's write, forwarded to its successor, would overwrite newer
+    /// state with older — e.g. lower the persisted TSO bound below what
+    /// the new leader already handed out.
+    pub async fn propose_as_leader(
+        &self,
+        ops: Vec<Op>,
+        term: u64,
+        timeout: Duration,
+    ) -> Result<(), ProposeError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Input::Propose {
+            ops,
+            leader_term: Some(term),
+            done,
+        })?;
         wait(rx, timeout).await
     }
 

@@ -153,7 +153,11 @@ impl Node {
 
     fn handle_input(&mut self, input: Input) {
         match input {
-            Input::Propose { ops, done } => self.propose(ops, done),
+            Input::Propose {
+                ops,
+                leader_term,
+                done,
+            } => self.propose(ops, leader_term, done),
             Input::ConfChange {
                 change,
                 member,
@@ -178,8 +182,18 @@ impl Node {
     fn propose(
         &mut self,
         ops: Vec<crate::storage::meta::Op>,
+        leader_term: Option<u64>,
         done: oneshot::Sender<Result<(), ProposeError>>,
     ) {
+        if let Some(term) = leader_term {
+            let raft = self.raw.raft();
+            if raft.state != StateRole::Leader || raft.term != term {
+                let _ = done.send(Err(ProposeError::Refused(format!(
+                    "no longer the leader of term {term}"
+                ))));
+                return;
+            }
+        }
         let seq = self.take_seq();
         let cmd = Command {
             proposer: self.cfg.id,

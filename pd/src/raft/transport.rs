@@ -230,12 +230,19 @@ pub struct PeerService {
     raft: RaftHandle,
     /// Members allowed to send (the current membership and founders).
     id: u64,
+    /// Turns true when the member stops.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl PeerService {
-    /// A service delivering to `raft` (this member is `id`).
-    pub fn new(raft: RaftHandle, id: u64) -> PeerService {
-        PeerService { raft, id }
+    /// A service delivering to `raft` (this member is `id`) until
+    /// `shutdown` turns true.
+    pub fn new(
+        raft: RaftHandle,
+        id: u64,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> PeerService {
+        PeerService { raft, id, shutdown }
     }
 }
 
@@ -246,7 +253,19 @@ impl PdPeer for PeerService {
         request: Request<Streaming<RaftBatch>>,
     ) -> Result<Response<RaftDone>, Status> {
         let mut stream = request.into_inner();
-        while let Some(batch) = stream.next().await {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            // End the stream when this member stops: a graceful server
+            // shutdown waits for open streams, and this one would never end
+            // on its own — the sender would keep feeding a stopped Raft
+            // loop and never reconnect to the member's next incarnation.
+            let batch = tokio::select! {
+                batch = stream.next() => batch,
+                _ = shutdown.wait_for(|stopping| *stopping) => {
+                    return Err(Status::unavailable("PD member stopping"));
+                }
+            };
+            let Some(batch) = batch else { break };
             let batch = batch?;
             for bytes in &batch.messages {
                 let m = codec::decode_message(bytes)

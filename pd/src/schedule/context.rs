@@ -42,13 +42,13 @@ pub fn add_influence(op: &Operator, region: &RegionView, into: &mut BTreeMap<u64
                 entry.snapshots += 1;
                 if region.peer(*peer_id).is_none() {
                     entry.region_count += 1;
-                    entry.region_size_bytes += size;
+                    entry.region_size_bytes = entry.region_size_bytes.saturating_add(size);
                 }
             }
             OpStep::RemovePeer { peer_id, store_id } if region.peer(*peer_id).is_some() => {
                 let entry = into.entry(*store_id).or_default();
                 entry.region_count -= 1;
-                entry.region_size_bytes -= size;
+                entry.region_size_bytes = entry.region_size_bytes.saturating_sub(size);
             }
             OpStep::TransferLeader { to_store, .. } if leader != Some(*to_store) => {
                 if let Some(from) = leader {
@@ -151,7 +151,8 @@ impl<'a> ScheduleContext<'a> {
 
     /// Region size once running operators finish.
     pub fn region_size(&self, store: &StoreView) -> i64 {
-        as_i64(store.region_size_bytes) + self.influence(store.id).region_size_bytes
+        // Saturating: region sizes come from the network.
+        as_i64(store.region_size_bytes).saturating_add(self.influence(store.id).region_size_bytes)
     }
 
     /// Leader count once running operators finish.

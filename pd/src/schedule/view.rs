@@ -387,7 +387,9 @@ fn add_peer_counts(store: &mut StoreView, region: &RegionView, peer: &PeerView, 
     let is_leader = region.leader == Some(peer.id);
     if sign > 0 {
         store.region_count += 1;
-        store.region_size_bytes += size;
+        // Saturating: sizes come from the network, and each one being
+        // plausible does not make their sum fit.
+        store.region_size_bytes = store.region_size_bytes.saturating_add(size);
         store.leader_count += u64::from(is_leader);
     } else {
         store.region_count = store.region_count.saturating_sub(1);

@@ -28,18 +28,22 @@ pub const MAX_TSO_BATCH: u32 = 1 << LOGICAL_BITS;
 /// Hands out unique IDs.
 pub struct IdAllocator {
     raft: RaftHandle,
+    /// The leader term this allocator serves in (its writes are refused
+    /// after it).
+    term: u64,
     timeout: Duration,
     /// `(next, limit)`: IDs in `[next, limit)` are persisted and unused.
     state: tokio::sync::Mutex<(u64, u64)>,
 }
 
 impl IdAllocator {
-    /// Starts from the persisted high-water mark.
-    pub fn new(raft: RaftHandle, persisted: u64, timeout: Duration) -> IdAllocator {
+    /// Starts from the persisted high-water mark, for the leader of `term`.
+    pub fn new(raft: RaftHandle, term: u64, persisted: u64, timeout: Duration) -> IdAllocator {
         // 0 is never an ID (it means "none" on the wire).
         let next = persisted.max(1);
         IdAllocator {
             raft,
+            term,
             timeout,
             state: tokio::sync::Mutex::new((next, next)),
         }
@@ -56,7 +60,9 @@ impl IdAllocator {
                 Bytes::from_static(ALLOC_ID_KEY),
                 Bytes::copy_from_slice(&meta::encode_u64(new_limit)),
             );
-            self.raft.propose(vec![op], self.timeout).await?;
+            self.raft
+                .propose_as_leader(vec![op], self.term, self.timeout)
+                .await?;
             state.1 = new_limit;
         }
         state.0 = next + count;
@@ -83,6 +89,9 @@ struct TsoState {
 /// The timestamp oracle: `physical_ms << 18 | logical`.
 pub struct Tso {
     raft: RaftHandle,
+    /// The leader term this TSO serves in (its writes are refused after
+    /// it).
+    term: u64,
     timeout: Duration,
     window: Duration,
     state: Mutex<TsoState>,
@@ -90,11 +99,12 @@ pub struct Tso {
 }
 
 impl Tso {
-    /// A TSO starting above everything an earlier leader could have handed
-    /// out (`persisted_upper`), with the next window persisted before it
-    /// returns.
+    /// A TSO for the leader of `term`, starting above everything an
+    /// earlier leader could have handed out (`persisted_upper`), with the
+    /// next window persisted before it returns.
     pub async fn start(
         raft: RaftHandle,
+        term: u64,
         persisted_upper: u64,
         window: Duration,
         timeout: Duration,
@@ -102,6 +112,7 @@ impl Tso {
         let physical = wall_ms().max(persisted_upper);
         let tso = Tso {
             raft,
+            term,
             timeout,
             window,
             state: Mutex::new(TsoState {
@@ -170,7 +181,9 @@ impl Tso {
             Bytes::from_static(TSO_KEY),
             Bytes::copy_from_slice(&meta::encode_u64(upper)),
         );
-        self.raft.propose(vec![op], self.timeout).await?;
+        self.raft
+            .propose_as_leader(vec![op], self.term, self.timeout)
+            .await?;
         let mut s = self.state.lock();
         s.persisted_upper = s.persisted_upper.max(upper);
         Ok(())

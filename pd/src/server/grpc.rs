@@ -12,7 +12,7 @@ use flotilla_proto::metapb;
 use flotilla_proto::pdpb::pd_server::Pd;
 use flotilla_proto::pdpb::*;
 use prost::Message as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -28,6 +28,9 @@ use crate::storage::CF_META;
 pub const MAX_SCAN_REGIONS: usize = 10_000;
 /// Responses queued per region heartbeat stream.
 const HEARTBEAT_STREAM_CAPACITY: usize = 1024;
+/// Region heartbeats handled per hold of the cluster lock (a few hundred
+/// microseconds); a batch yields to other tasks in between.
+const HEARTBEATS_PER_LOCK_HOLD: usize = 64;
 
 /// Response types carrying a header.
 trait WithHeader: Default {
@@ -78,11 +81,13 @@ fn answer<T: WithHeader>(cluster_id: u64, result: Result<T, PdError>) -> T {
 /// The gRPC service of one member.
 pub struct PdService {
     shared: Arc<Shared>,
+    /// Turns true when the member stops; ends the streams.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl PdService {
-    pub fn new(shared: Arc<Shared>) -> PdService {
-        PdService { shared }
+    pub fn new(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) -> PdService {
+        PdService { shared, shutdown }
     }
 
     /// The serving leader, if the request is for this cluster.
@@ -146,10 +151,7 @@ impl PdService {
                 Bytes::from(info.encode_to_vec()),
             ),
         ];
-        self.shared
-            .raft
-            .propose(ops, self.shared.cfg.propose_timeout)
-            .await?;
+        leader.propose(&self.shared, ops).await?;
         // Insert is first-writer-wins: whatever is stored now is the one
         // first region, whoever wrote it.
         let stored = self
@@ -212,33 +214,42 @@ impl PdService {
         })
     }
 
-    fn handle_heartbeat_batch(
+    async fn handle_heartbeat_batch(
         &self,
         req: &RegionHeartbeatRequest,
     ) -> Result<RegionHeartbeatResponse, PdError> {
         let leader = self.serving(req.header.as_ref())?;
+        let _turn = leader.heartbeat_turn.lock().await;
+        if !leader.cluster.read().stores.contains_key(&req.store_id) {
+            return Err(PdError::StoreNotFound(req.store_id));
+        }
         let now = self.shared.now_ms();
         let mut resp = RegionHeartbeatResponse::default();
         let metrics = &self.shared.metrics;
-        let mut cluster = leader.cluster.write();
-        if !cluster.stores.contains_key(&req.store_id) {
-            return Err(PdError::StoreNotFound(req.store_id));
-        }
-        for hb in &req.regions {
-            match cluster.region_heartbeat(req.store_id, hb, now) {
-                Ok(outcome) => {
-                    metrics.region_heartbeats.with_label_values(&["ok"]).inc();
-                    resp.commands.extend(outcome.command);
-                }
-                Err(e) => {
-                    metrics
-                        .region_heartbeats
-                        .with_label_values(&["rejected"])
-                        .inc();
-                    resp.rejected.push(RegionRejection {
-                        region_id: hb.region.as_ref().map_or(0, |r| r.id),
-                        error: Some(e.to_wire()),
-                    });
+        for (n, chunk) in req.regions.chunks(HEARTBEATS_PER_LOCK_HOLD).enumerate() {
+            if n > 0 {
+                // A whole batch takes milliseconds: routing lookups (for
+                // the lock, and for this runtime thread) get their turn
+                // between chunks instead.
+                tokio::task::yield_now().await;
+            }
+            let mut cluster = leader.cluster.write();
+            for hb in chunk {
+                match cluster.region_heartbeat(req.store_id, hb, now) {
+                    Ok(outcome) => {
+                        metrics.region_heartbeats.with_label_values(&["ok"]).inc();
+                        resp.commands.extend(outcome.command);
+                    }
+                    Err(e) => {
+                        metrics
+                            .region_heartbeats
+                            .with_label_values(&["rejected"])
+                            .inc();
+                        resp.rejected.push(RegionRejection {
+                            region_id: hb.region.as_ref().map_or(0, |r| r.id),
+                            error: Some(e.to_wire()),
+                        });
+                    }
                 }
             }
         }
@@ -323,9 +334,10 @@ impl Pd for PdService {
     ) -> Result<Response<Self::TsoStream>, Status> {
         let mut incoming = req.into_inner();
         let shared = self.shared.clone();
+        let mut shutdown = self.shutdown.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
-            while let Some(Ok(req)) = incoming.next().await {
+            while let Some(Ok(req)) = next_unless_stopping(&mut incoming, &mut shutdown).await {
                 let result = tso_once(&shared, &req).await;
                 let failed = result.is_err();
                 let resp = answer(shared.cluster_id(), result);
@@ -413,15 +425,24 @@ impl Pd for PdService {
         let mut incoming = req.into_inner();
         let service = PdService {
             shared: self.shared.clone(),
+            shutdown: self.shutdown.clone(),
         };
+        let mut shutdown = self.shutdown.clone();
         let (tx, rx) = mpsc::channel(HEARTBEAT_STREAM_CAPACITY);
         tokio::spawn(async move {
             let mut registered: Option<(u64, u64)> = None;
-            while let Some(Ok(req)) = incoming.next().await {
+            while let Some(Ok(req)) = next_unless_stopping(&mut incoming, &mut shutdown).await {
                 let started = Instant::now();
-                let result = service.handle_heartbeat_batch(&req);
-                service.register_stream(&mut registered, req.store_id, &tx);
+                let result = service.handle_heartbeat_batch(&req).await;
                 let failed = result.is_err();
+                if failed {
+                    // A refused batch (wrong cluster, unknown store, ...)
+                    // must not take over the store's command stream, and
+                    // the stream must end: drop any registration of ours.
+                    service.unregister_stream(registered, &tx);
+                } else {
+                    service.register_stream(&mut registered, req.store_id, &tx);
+                }
                 let resp = answer(service.shared.cluster_id(), result);
                 service
                     .shared
@@ -555,6 +576,35 @@ impl PdService {
         }
         leader.streams.lock().insert(store_id, tx.clone());
         *registered = Some((store_id, leader.term));
+    }
+
+    /// Forgets this stream's registration, if it is still the store's.
+    fn unregister_stream(
+        &self,
+        registered: Option<(u64, u64)>,
+        tx: &mpsc::Sender<Result<RegionHeartbeatResponse, Status>>,
+    ) {
+        let (Some((store_id, _)), Ok(leader)) = (registered, self.shared.serving()) else {
+            return;
+        };
+        let mut streams = leader.streams.lock();
+        if streams.get(&store_id).is_some_and(|t| t.same_channel(tx)) {
+            streams.remove(&store_id);
+        }
+    }
+}
+
+/// The next request of a stream, or `None` once the member stops: a
+/// graceful server shutdown waits for open streams, and an idle client
+/// stream would otherwise keep the stopped member's state (and its RocksDB)
+/// alive.
+async fn next_unless_stopping<T>(
+    incoming: &mut Streaming<T>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Result<T, Status>> {
+    tokio::select! {
+        next = incoming.next() => next,
+        _ = shutdown.wait_for(|stopping| *stopping) => None,
     }
 }
 

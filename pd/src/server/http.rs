@@ -417,11 +417,7 @@ async fn persist_schedulers(shared: &Shared, leader: &Leader) -> Result<(), ApiE
         .collect();
     let value = serde_json::to_vec(&names).map_err(|e| bad(e.to_string()))?;
     let op = Op::Put(Bytes::from_static(SCHEDULERS_KEY), Bytes::from(value));
-    shared
-        .raft
-        .propose(vec![op], shared.cfg.propose_timeout)
-        .await
-        .map_err(PdError::from)?;
+    leader.propose(shared, vec![op]).await?;
     Ok(())
 }
 
@@ -508,11 +504,7 @@ async fn set_config(State(shared): S, Json(patch): Json<Value>) -> ApiResult {
     next.validate().map_err(bad)?;
     let value = serde_json::to_vec(&next).map_err(|e| bad(e.to_string()))?;
     let op = Op::Put(Bytes::from_static(SCHEDULE_CONFIG_KEY), Bytes::from(value));
-    shared
-        .raft
-        .propose(vec![op], shared.cfg.propose_timeout)
-        .await
-        .map_err(PdError::from)?;
+    leader.propose(&shared, vec![op]).await?;
     leader.cluster.write().schedule_config = next.clone();
     Ok(Json(
         serde_json::to_value(ConfigView { schedule: &next }).unwrap_or(Value::Null),

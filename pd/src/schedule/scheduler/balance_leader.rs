@@ -38,6 +38,12 @@ impl Scheduler for BalanceLeader {
         _ids: &mut dyn IdSource,
     ) -> Vec<Operator> {
         let budget = ctx.room(OpKind::Leader).min(ctx.cfg.scheduler_batch_size);
+        // Grouping every region by leader is O(regions), done under the
+        // cluster lock that routing waits on: skip it when no transfer can
+        // come of it.
+        if budget == 0 || !leaders_uneven(ctx) {
+            return Vec::new();
+        }
         let view = ctx.view;
         let mut by_leader: BTreeMap<u64, Vec<&RegionView>> = BTreeMap::new();
         for region in view.regions.values() {
@@ -91,6 +97,21 @@ impl BalanceLeader {
         }
         None
     }
+}
+
+/// Whether the Up stores' leader counts differ by more than the
+/// tolerance: the first condition of any transfer [`BalanceLeader::pick`]
+/// makes.
+fn leaders_uneven(ctx: &ScheduleContext<'_>) -> bool {
+    let counts: BTreeMap<u64, i64> = ctx
+        .view
+        .up_stores()
+        .map(|s| (s.id, ctx.leader_count(s)))
+        .collect();
+    let (Some(min), Some(max)) = (counts.values().min(), counts.values().max()) else {
+        return false;
+    };
+    max - min > leader_tolerance(ctx, &counts)
 }
 
 /// `max(1, ratio × mean leaders per Up store)`, rounded up.

@@ -43,6 +43,13 @@ impl Scheduler for BalanceRegion {
 
     fn schedule(&mut self, ctx: &mut ScheduleContext<'_>, ids: &mut dyn IdSource) -> Vec<Operator> {
         let budget = ctx.room(OpKind::Region).min(ctx.cfg.scheduler_batch_size);
+        let tolerance = (ctx.cfg.tolerant_size_ratio * average_region_size(ctx)) as i64;
+        // Listing every store's regions is O(regions), done under the
+        // cluster lock that routing waits on (tens of milliseconds at
+        // 100,000 regions): skip it when no move can come of it.
+        if budget == 0 || !spread_exceeds(ctx, tolerance) {
+            return Vec::new();
+        }
         let view = ctx.view;
         let mut by_store: BTreeMap<u64, Vec<&RegionView>> = BTreeMap::new();
         for region in view.regions.values() {
@@ -50,7 +57,6 @@ impl Scheduler for BalanceRegion {
                 by_store.entry(peer.store_id).or_default().push(region);
             }
         }
-        let tolerance = (ctx.cfg.tolerant_size_ratio * average_region_size(ctx)) as i64;
         let pass = Pass {
             by_store,
             tolerance,
@@ -108,6 +114,23 @@ impl BalanceRegion {
             }
         }
         None
+    }
+}
+
+/// Whether the fullest Up store is more than `tolerance` above the
+/// emptiest one that may receive: the first condition of any move
+/// [`BalanceRegion::pick`] makes.
+fn spread_exceeds(ctx: &ScheduleContext<'_>, tolerance: i64) -> bool {
+    let fullest = ctx.view.up_stores().map(|s| ctx.region_size(s)).max();
+    let emptiest = ctx
+        .view
+        .up_stores()
+        .filter(|s| can_receive(ctx, s))
+        .map(|s| ctx.region_size(s))
+        .min();
+    match (fullest, emptiest) {
+        (Some(f), Some(e)) => f.saturating_sub(e) > tolerance,
+        _ => false,
     }
 }
 
