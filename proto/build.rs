@@ -4,7 +4,12 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
-    let protos = ["proto/metapb.proto", "proto/pdpb.proto"];
+    let protos = [
+        "proto/metapb.proto",
+        "proto/pdpb.proto",
+        "proto/kvrpcpb.proto",
+        "proto/raft_serverpb.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

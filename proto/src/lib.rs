@@ -6,6 +6,10 @@
 //!   peers, epochs.
 //! - [`pdpb`]: the placement driver's `Pd` service (routing, IDs, TSO,
 //!   heartbeats, bootstrap) and `PdPeer` (Raft between PD members).
+//! - [`kvrpcpb`]: the store's raw key-value service `Kv`, the request
+//!   context and the region errors that tell a client how to reroute.
+//! - [`raft_serverpb`]: the store-to-store `Raft` service (message batches,
+//!   snapshots) and the records a store keeps about itself and its regions.
 //!
 //! This crate depends on nothing else of Flotilla's: a client compiles it
 //! without RocksDB or Raft. Byte fields are [`bytes::Bytes`] so keys, values
@@ -21,6 +25,18 @@ pub mod metapb {
 #[allow(missing_docs, clippy::all)]
 pub mod pdpb {
     tonic::include_proto!("pdpb");
+}
+
+/// The store's raw key-value service.
+#[allow(missing_docs, clippy::all)]
+pub mod kvrpcpb {
+    tonic::include_proto!("kvrpcpb");
+}
+
+/// Store-to-store Raft transport and the store's local records.
+#[allow(missing_docs, clippy::all)]
+pub mod raft_serverpb {
+    tonic::include_proto!("raft_serverpb");
 }
 
 pub use bytes;
