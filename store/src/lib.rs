@@ -20,3 +20,4 @@
 
 pub mod engine;
 pub mod peer;
+pub mod poll;
