@@ -111,7 +111,7 @@ impl PdArgs {
                 .collect();
         }
         let dur =
-            |v: &str, key: &str| crate::duration::parse(v).map_err(|e| format!("--{key}: {e}"));
+            |v: &str, key: &str| humantime::parse_duration(v).map_err(|e| format!("--{key}: {e}"));
         if let Some(v) = &self.max_store_down_time {
             s.max_store_down_time = dur(v, "max-store-down-time")?;
         }

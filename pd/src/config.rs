@@ -37,7 +37,7 @@ pub struct PdConfig {
     /// added to (through the members API).
     pub initial_cluster_state: String,
     /// Time between Raft ticks.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub tick_interval: Duration,
     /// Election timeout in ticks (randomized in `[n, 2n)`).
     pub election_ticks: usize,
@@ -45,16 +45,16 @@ pub struct PdConfig {
     pub heartbeat_ticks: usize,
     /// How long a write to the replicated metadata may take before the
     /// request fails with an unknown outcome.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub propose_timeout: Duration,
     /// How often changed regions are persisted (batched).
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub region_persist_interval: Duration,
     /// How often the checkers and schedulers run.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub schedule_interval: Duration,
     /// How far ahead of the clock the TSO persists its upper bound.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub tso_save_window: Duration,
     /// Scheduling knobs.
     pub schedule: ScheduleConfig,
@@ -202,7 +202,7 @@ impl PdConfig {
     pub fn default_toml() -> String {
         let d = PdConfig::default();
         let s = &d.schedule;
-        let dur = crate::duration::format;
+        let dur = |d| humantime::format_duration(d).to_string();
         format!(
             r#"# flotilla pd — default configuration. Every key is optional.
 

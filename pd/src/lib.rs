@@ -67,7 +67,6 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod duration;
 pub mod error;
 pub mod metrics;
 pub mod raft;

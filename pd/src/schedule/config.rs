@@ -41,16 +41,16 @@ pub struct ScheduleConfig {
     /// A store using more than this fraction of its disk gets no new regions.
     pub low_space_ratio: f64,
     /// Silence after which a store is Down and its replicas are replaced.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub max_store_down_time: Duration,
     /// Silence after which a store is Disconnected (gets nothing new).
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub store_disconnect_time: Duration,
     /// Lifetime of an operator that only moves leaders.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub leader_operator_timeout: Duration,
     /// Lifetime of an operator that moves data (snapshots take a while).
-    #[serde(with = "crate::duration")]
+    #[serde(with = "humantime_serde")]
     pub region_operator_timeout: Duration,
 }
 

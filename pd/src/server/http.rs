@@ -457,7 +457,8 @@ async fn pause_scheduler(
     Json(req): Json<Pause>,
 ) -> ApiResult {
     let leader = serving(&shared, &format!("/pd/api/v1/schedulers/{name}"))?;
-    let delay = crate::duration::parse(&req.delay).map_err(bad)?;
+    let delay = humantime::parse_duration(&req.delay)
+        .map_err(|e| bad(format!("delay {:?}: {e}", req.delay)))?;
     let mut cluster = leader.cluster.write();
     let result = if delay.is_zero() {
         cluster.registry.resume(&name)
@@ -468,7 +469,7 @@ async fn pause_scheduler(
     };
     result.map_err(|e| bad(e.to_string()))?;
     Ok(Json(
-        json!({ "name": name, "paused_for": crate::duration::format(delay) }),
+        json!({ "name": name, "paused_for": humantime::format_duration(delay).to_string() }),
     ))
 }
 
