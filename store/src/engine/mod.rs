@@ -2,6 +2,7 @@
 //! error type for everything that reads or writes it.
 
 pub mod keys;
+pub mod local;
 
 use std::path::Path;
 use std::sync::Arc;
