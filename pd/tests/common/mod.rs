@@ -18,12 +18,16 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
+pub mod bad_input;
 mod client;
 mod fixtures;
 mod http;
 
+#[allow(unused_imports)] // each test binary uses a different part
 pub use client::*;
+#[allow(unused_imports)] // each test binary uses a different part
 pub use fixtures::*;
+#[allow(unused_imports)] // each test binary uses a different part
 pub use http::*;
 
 /// Generous deadline for anything that should happen "soon" on a loaded
