@@ -114,6 +114,11 @@ fn pd_serves_restarts_with_its_data_and_stops_on_sigterm() {
     assert_ne!(cluster_id, "0");
     let (_, metrics) = http_get(pd.http, "/metrics").unwrap();
     assert!(metrics.contains("flotilla_pd_is_leader 1"), "{metrics}");
+    // Every bounded queue reports its drops, from zero.
+    for queue in ["raft_input", "peer_link"] {
+        let line = format!("flotilla_pd_queue_drops_total{{queue=\"{queue}\"}} 0");
+        assert!(metrics.contains(&line), "missing {line:?} in:\n{metrics}");
+    }
     let (_, dashboard) = http_get(pd.http, "/").unwrap();
     assert!(dashboard.contains("Flotilla placement driver"));
     let (status, _) = http_get(pd.http, "/pd/api/v1/region/id/42").unwrap();

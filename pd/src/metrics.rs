@@ -36,6 +36,10 @@ pub struct Metrics {
     pub regions_persisted: IntCounter,
     /// gRPC request latency by method.
     pub grpc_duration: HistogramVec,
+    /// Messages dropped because a bounded queue was full, by queue
+    /// (`raft_input`: the Raft loop's inbox; `peer_link`: a link to another
+    /// member; `heartbeat_stream`: operator steps pushed to a store).
+    pub queue_drops: IntCounterVec,
     /// Operator counters as of the last export, to turn the controller's
     /// running totals into counter increments.
     last_operator_counts: parking_lot::Mutex<Vec<(String, &'static str, u64)>>,
@@ -103,6 +107,17 @@ impl Metrics {
         registry
             .register(Box::new(grpc_duration.clone()))
             .expect("registered once");
+        let queue_drops = IntCounterVec::new(
+            Opts::new(
+                "flotilla_pd_queue_drops_total",
+                "Messages dropped because a bounded queue was full, by queue.",
+            ),
+            &["queue"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(queue_drops.clone()))
+            .expect("registered once");
         Metrics {
             regions: gauge(&registry, "flotilla_pd_regions", "Regions PD knows."),
             store_heartbeats: counter(
@@ -144,6 +159,7 @@ impl Metrics {
             operators,
             region_heartbeats,
             grpc_duration,
+            queue_drops,
             registry,
             last_operator_counts: parking_lot::Mutex::new(Vec::new()),
         }

@@ -43,19 +43,27 @@ pub struct PeerTransport {
     urls: PeerUrls,
     raft: Arc<Mutex<Option<RaftHandle>>>,
     senders: Mutex<BTreeMap<u64, mpsc::Sender<Message>>>,
+    /// Counts messages dropped because a link's queue was full.
+    dropped: prometheus::IntCounter,
 }
 
 impl PeerTransport {
     /// A transport sending as member `from`, spawning its tasks on
     /// `runtime`. Reports (unreachable, snapshot status) go to the Raft
     /// handle set later with [`set_raft`](Self::set_raft).
-    pub fn new(runtime: tokio::runtime::Handle, from: u64, urls: PeerUrls) -> Arc<PeerTransport> {
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        from: u64,
+        urls: PeerUrls,
+        dropped: prometheus::IntCounter,
+    ) -> Arc<PeerTransport> {
         Arc::new(PeerTransport {
             runtime,
             from,
             urls,
             raft: Arc::new(Mutex::new(None)),
             senders: Mutex::new(BTreeMap::new()),
+            dropped,
         })
     }
 
@@ -105,6 +113,7 @@ impl MessageSink for Arc<PeerTransport> {
                 continue;
             };
             if tx.try_send(m).is_err() {
+                self.dropped.inc();
                 self.report(Input::Unreachable(to));
                 if is_snapshot {
                     self.report(Input::SnapshotStatus(to, SnapshotStatus::Failure));
@@ -232,6 +241,8 @@ pub struct PeerService {
     id: u64,
     /// Turns true when the member stops.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Counts messages dropped because the Raft loop's inbox was full.
+    dropped: prometheus::IntCounter,
 }
 
 impl PeerService {
@@ -241,8 +252,14 @@ impl PeerService {
         raft: RaftHandle,
         id: u64,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        dropped: prometheus::IntCounter,
     ) -> PeerService {
-        PeerService { raft, id, shutdown }
+        PeerService {
+            raft,
+            id,
+            shutdown,
+            dropped,
+        }
     }
 }
 
@@ -277,7 +294,9 @@ impl PdPeer for PeerService {
                     )));
                 }
                 // A full queue drops the message; Raft retransmits.
-                self.raft.step(m);
+                if !self.raft.step(m) {
+                    self.dropped.inc();
+                }
             }
         }
         Ok(Response::new(RaftDone {}))

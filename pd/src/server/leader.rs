@@ -51,6 +51,9 @@ pub struct Leader {
     pub heartbeat_turn: tokio::sync::Mutex<()>,
     /// Open region heartbeat streams, by store.
     pub streams: Mutex<BTreeMap<u64, HeartbeatSender>>,
+    /// Counts operator steps not pushed because a stream's queue was full
+    /// (the step is re-sent on the region's next heartbeat).
+    push_drops: prometheus::IntCounter,
     /// Peer IDs reserved for the schedulers.
     reserve: Mutex<std::ops::Range<u64>>,
 }
@@ -96,6 +99,10 @@ impl Leader {
             bootstrap_lock: tokio::sync::Mutex::new(()),
             heartbeat_turn: tokio::sync::Mutex::new(()),
             streams: Mutex::new(BTreeMap::new()),
+            push_drops: shared
+                .metrics
+                .queue_drops
+                .with_label_values(&["heartbeat_stream"]),
             reserve: Mutex::new(0..0),
         }))
     }
@@ -132,7 +139,9 @@ impl Leader {
                 commands: vec![command],
                 rejected: vec![],
             };
-            let _ = tx.try_send(Ok(response));
+            if tx.try_send(Ok(response)).is_err() {
+                self.push_drops.inc();
+            }
         }
     }
 

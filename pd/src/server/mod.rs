@@ -142,7 +142,13 @@ impl PdServer {
         let urls: PeerUrls = Arc::new(RwLock::new(
             initial.iter().map(|m| (m.id, m.peer_url.clone())).collect(),
         ));
-        let transport = PeerTransport::new(tokio::runtime::Handle::current(), id, urls.clone());
+        let metrics = Metrics::new();
+        let transport = PeerTransport::new(
+            tokio::runtime::Handle::current(),
+            id,
+            urls.clone(),
+            metrics.queue_drops.with_label_values(&["peer_link"]),
+        );
         let node_cfg = NodeConfig {
             id,
             tick_interval: cfg.tick_interval,
@@ -169,7 +175,7 @@ impl PdServer {
             raft: raft.clone(),
             urls,
             leader: RwLock::new(None),
-            metrics: Metrics::new(),
+            metrics,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
         });
@@ -178,7 +184,15 @@ impl PdServer {
         let tasks = vec![
             tokio::spawn(serve_peer(
                 peer,
-                PeerService::new(raft, id, shutdown_rx.clone()),
+                PeerService::new(
+                    raft,
+                    id,
+                    shutdown_rx.clone(),
+                    shared
+                        .metrics
+                        .queue_drops
+                        .with_label_values(&["raft_input"]),
+                ),
                 shutdown_rx.clone(),
             )),
             tokio::spawn(serve_client(client, shared.clone(), shutdown_rx.clone())),
