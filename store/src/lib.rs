@@ -18,6 +18,7 @@
 //!   identity.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod peer;
