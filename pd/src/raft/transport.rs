@@ -41,7 +41,7 @@ pub struct PeerTransport {
     runtime: tokio::runtime::Handle,
     from: u64,
     urls: PeerUrls,
-    raft: Arc<Mutex<Option<RaftHandle>>>,
+    raft: Reporter,
     senders: Mutex<BTreeMap<u64, mpsc::Sender<Message>>>,
     /// Counts messages dropped because a link's queue was full.
     dropped: prometheus::IntCounter,
@@ -61,7 +61,7 @@ impl PeerTransport {
             runtime,
             from,
             urls,
-            raft: Arc::new(Mutex::new(None)),
+            raft: Reporter::default(),
             senders: Mutex::new(BTreeMap::new()),
             dropped,
         })
@@ -69,13 +69,11 @@ impl PeerTransport {
 
     /// Connects the reports to the Raft loop.
     pub fn set_raft(&self, raft: RaftHandle) {
-        *self.raft.lock() = Some(raft);
+        *self.raft.0.lock() = Some(raft);
     }
 
     fn report(&self, input: Input) {
-        if let Some(raft) = self.raft.lock().as_ref() {
-            let _ = raft.send(input);
-        }
+        self.raft.report(input);
     }
 
     fn sender_for(&self, to: u64) -> Option<mpsc::Sender<Message>> {
@@ -128,7 +126,7 @@ struct Link {
     from: u64,
     to: u64,
     url: String,
-    raft: Arc<Mutex<Option<RaftHandle>>>,
+    raft: Reporter,
 }
 
 impl Link {
@@ -222,7 +220,20 @@ impl Link {
     }
 
     fn report(&self, input: Input) {
-        if let Some(raft) = self.raft.lock().as_ref() {
+        self.raft.report(input);
+    }
+}
+
+/// Where the transport and its links report unreachable members and
+/// snapshot outcomes: the Raft loop, once it is connected.
+#[derive(Clone, Default)]
+struct Reporter(Arc<Mutex<Option<RaftHandle>>>);
+
+impl Reporter {
+    fn report(&self, input: Input) {
+        if let Some(raft) = self.0.lock().as_ref() {
+            // A full or closed loop drops the report; the next failure
+            // reports again.
             let _ = raft.send(input);
         }
     }

@@ -65,11 +65,9 @@ impl Leader {
         let cluster_id = ensure_cluster_id(shared, term).await?;
         ensure_founders(shared, term).await?;
         let read_u64 = |key: &[u8]| -> Result<u64, PdError> {
-            Ok(shared
-                .engine
-                .get(CF_META, key)
+            let value = shared.engine.get_u64(CF_META, key);
+            Ok(value
                 .map_err(|e| PdError::Unavailable(e.to_string()))?
-                .and_then(|v| meta::decode_u64(&v))
                 .unwrap_or(0))
         };
         let ids = IdAllocator::new(shared.raft.clone(), term, read_u64(ALLOC_ID_KEY)?, timeout);
@@ -185,11 +183,8 @@ fn still_leading(leader: &Leader, shared: &Shared) -> bool {
 
 async fn ensure_cluster_id(shared: &Shared, term: u64) -> Result<u64, PdError> {
     let read = || -> Result<Option<u64>, PdError> {
-        Ok(shared
-            .engine
-            .get(CF_META, CLUSTER_ID_KEY)
-            .map_err(|e| PdError::Unavailable(e.to_string()))?
-            .and_then(|v| meta::decode_u64(&v)))
+        let value = shared.engine.get_u64(CF_META, CLUSTER_ID_KEY);
+        value.map_err(|e| PdError::Unavailable(e.to_string()))
     };
     if let Some(id) = read()? {
         return Ok(id);

@@ -78,13 +78,12 @@ impl Shared {
     /// The cluster ID if this member has it (it is replicated to all).
     pub fn cluster_id(&self) -> u64 {
         self.engine
-            .get(
+            .get_u64(
                 crate::storage::CF_META,
                 crate::storage::meta::CLUSTER_ID_KEY,
             )
             .ok()
             .flatten()
-            .and_then(|v| crate::storage::meta::decode_u64(&v))
             .unwrap_or(0)
     }
 }

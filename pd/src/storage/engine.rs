@@ -58,6 +58,20 @@ impl Engine {
         Ok(self.db.get_cf(self.cf(cf), key)?)
     }
 
+    /// Reads a u64 record (big-endian); a value of another length is
+    /// corruption, not zero.
+    pub fn get_u64(&self, cf: &str, key: &[u8]) -> Result<Option<u64>, StorageError> {
+        match self.get(cf, key)? {
+            None => Ok(None),
+            Some(v) => super::meta::decode_u64(&v)
+                .map(Some)
+                .ok_or_else(|| StorageError::Corrupt {
+                    what: String::from_utf8_lossy(key).into_owned(),
+                    detail: format!("{} bytes, not 8", v.len()),
+                }),
+        }
+    }
+
     /// All `(key, value)` pairs of `cf` whose key starts with `prefix`, in
     /// key order.
     pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KvPair>, StorageError> {
