@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pdpb.proto",
         "proto/kvrpcpb.proto",
         "proto/raft_serverpb.proto",
+        "proto/raft_cmdpb.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -10,6 +10,7 @@
 //!   context and the region errors that tell a client how to reroute.
 //! - [`raft_serverpb`]: the store-to-store `Raft` service (message batches,
 //!   snapshots) and the records a store keeps about itself and its regions.
+//! - [`raft_cmdpb`]: the commands a region's Raft log carries.
 //!
 //! This crate depends on nothing else of Flotilla's: a client compiles it
 //! without RocksDB or Raft. Byte fields are [`bytes::Bytes`] so keys, values
@@ -42,3 +43,9 @@ pub mod raft_serverpb {
 pub use bytes;
 pub use prost;
 pub use tonic;
+
+/// The commands a region's Raft log carries.
+#[allow(missing_docs, clippy::all)]
+pub mod raft_cmdpb {
+    tonic::include_proto!("raft_cmdpb");
+}
