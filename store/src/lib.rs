@@ -4,9 +4,10 @@
 //! RocksDB** and **one batched transport**, and serves the raw KV API.
 //!
 //! Being built (issue #4), in this order: the storage layout and each
-//! peer's Raft storage ([`engine`], [`peer::storage`]); the multi-Raft
-//! driver (router, poller pool, one write batch and one fsync per round,
-//! apply pool); the transport; the KV service; the daemon.
+//! peer's Raft storage ([`engine`], [`peer::storage`]) and snapshot files
+//! ([`snap`]); the multi-Raft driver (router, poller pool, one write batch
+//! and one fsync per round, apply pool); the transport; the KV service; the
+//! daemon.
 //!
 //! ## Storage layout
 //!
@@ -23,3 +24,4 @@ pub mod config;
 pub mod engine;
 pub mod peer;
 pub mod poll;
+pub mod snap;
