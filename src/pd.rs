@@ -25,7 +25,7 @@ pub fn run(args: PdArgs) -> anyhow::Result<()> {
     })
 }
 
-fn crate_logging() {
+pub fn crate_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -34,7 +34,7 @@ fn crate_logging() {
         .try_init();
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {

@@ -209,6 +209,14 @@ impl<S: Storage> RawNode<S> {
         self.raft.lease_valid()
     }
 
+    /// Whether the next `Ready` carries a snapshot from the leader. A host
+    /// that applies entries asynchronously waits for those in flight to
+    /// finish before taking that `Ready`, so that no older entry applies
+    /// over the snapshot's state.
+    pub fn has_pending_snapshot(&self) -> bool {
+        self.raft.raft_log.unstable_snapshot().is_some()
+    }
+
     /// Whether [`ready`](Self::ready) has anything to hand out.
     pub fn has_ready(&self) -> bool {
         if self.ready_outstanding {

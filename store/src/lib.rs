@@ -18,10 +18,21 @@
 //!   apply state (applied index, truncated index and term), and the store's
 //!   identity.
 #![deny(missing_docs)]
+// Region errors are protocol values handed to clients as they are; boxing
+// them on the (rare) error path would only add an allocation.
+#![allow(clippy::result_large_err)]
 
+pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod driver;
 pub mod engine;
+pub mod fail;
+pub mod kv;
+pub mod metrics;
 pub mod peer;
 pub mod poll;
+pub mod region_error;
+pub mod server;
 pub mod snap;
+pub mod transport;

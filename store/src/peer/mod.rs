@@ -1,4 +1,268 @@
-//! A region's peer on this store: its state, independent of threads. The
-//! poller drives it; everything here is plain data and functions.
+//! A region's peer on this store: its raftcore node over [`PeerStorage`],
+//! the proposals and reads waiting on it, and how far its entries applied.
+//!
+//! One file per operation: [`propose`] (client writes), [`read`]
+//! (linearizable reads), [`ready`] (a round's Raft work: persist, send,
+//! apply) — the region-lifecycle operations of the next issue (split,
+//! membership change, destroy) get their own files beside them. Every peer
+//! is made by [`Peer::new`], whatever created it (bootstrap, restart, and
+//! later split or a message from a new leader).
 
+pub mod msg;
+pub mod propose;
+pub mod read;
+pub mod ready;
+pub mod snapshot;
 pub mod storage;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flotilla_proto::kvrpcpb::{Context, RegionError};
+use flotilla_proto::metapb;
+use parking_lot::Mutex;
+use raftcore::{RawNode, StateRole};
+
+use crate::apply::{ApplyProgress, ApplyTask, Proposal};
+use crate::config::RaftConfig;
+use crate::driver::context::{PeerContext, RegionMeta};
+use crate::region_error;
+use msg::{KeyCheck, PeerMsg};
+use read::PendingReads;
+use storage::PeerStorage;
+
+/// Most ticks delivered at once after a stall (enough to expire any lease
+/// and election timeout).
+const MAX_CATCH_UP_TICKS: u64 = 1_000;
+
+/// One region's peer.
+pub struct Peer {
+    me: metapb::Peer,
+    node: RawNode<PeerStorage>,
+    /// Proposed, not yet handed to the apply pool; by index.
+    proposals: VecDeque<Proposal>,
+    reads: PendingReads,
+    /// Highest index handed to the apply pool.
+    applying_index: u64,
+    applied_index: u64,
+    applied_term: u64,
+    progress: ApplyProgress,
+    /// The store-wide tick this peer has caught up to.
+    last_tick: u64,
+    /// The Ready being persisted in the current round.
+    pending_ready: Option<raftcore::Ready>,
+    /// Whether the apply thread is building a snapshot for followers.
+    snapshot_building: bool,
+}
+
+/// Builds raftcore's configuration for peer `id` from the store's.
+pub fn raft_config(cfg: &RaftConfig, id: u64, applied: u64) -> raftcore::Config {
+    raftcore::Config {
+        id,
+        election_ticks: cfg.election_ticks,
+        heartbeat_ticks: cfg.heartbeat_ticks,
+        applied,
+        max_size_per_msg: cfg.max_size_per_msg.as_u64(),
+        max_inflight_msgs: cfg.max_inflight_msgs,
+        // Uncommitted entries beyond this make proposals back off.
+        max_uncommitted_size: 256 << 20,
+        pre_vote: true,
+        check_quorum: true,
+        // A lease shorter than the election timeout by a quarter: safe
+        // while clocks drift by less than that factor.
+        lease_ticks: (cfg.election_ticks * 3 / 4).max(1),
+        seed: id,
+        ..raftcore::Config::default()
+    }
+}
+
+impl Peer {
+    /// Creates the peer `me` over `storage` and registers it with the
+    /// apply pool. The one way a peer comes to exist.
+    pub fn new(
+        me: metapb::Peer,
+        storage: PeerStorage,
+        cfg: &RaftConfig,
+        cx: &crate::driver::context::StoreContext,
+    ) -> Result<Peer, raftcore::Error> {
+        let apply_state = *storage.apply_state();
+        let region = storage.region().clone();
+        let applied = apply_state.applied_index;
+        let applied_term = raftcore::Storage::term(&storage, applied).unwrap_or(0);
+        let node = RawNode::new(&raft_config(cfg, me.id, applied), storage)?;
+        let progress: ApplyProgress = Arc::new(Mutex::new(Default::default()));
+        cx.apply_pool.schedule(ApplyTask::Register {
+            region,
+            apply_state,
+            applied_term,
+            progress: progress.clone(),
+        });
+        Ok(Peer {
+            me,
+            node,
+            proposals: VecDeque::new(),
+            reads: PendingReads::default(),
+            applying_index: applied,
+            applied_index: applied,
+            applied_term,
+            progress,
+            last_tick: cx.current_tick(),
+            pending_ready: None,
+            snapshot_building: false,
+        })
+    }
+
+    /// The region as this peer knows it.
+    pub fn region(&self) -> &metapb::Region {
+        self.node.storage().region()
+    }
+
+    /// This peer.
+    pub fn me(&self) -> &metapb::Peer {
+        &self.me
+    }
+
+    /// Whether this peer leads its region.
+    pub fn is_leader(&self) -> bool {
+        self.node.raft().state == StateRole::Leader
+    }
+
+    /// The leader this peer knows of.
+    pub fn leader(&self) -> Option<metapb::Peer> {
+        let id = self.node.raft().leader_id;
+        self.region().peers.iter().find(|p| p.id == id).cloned()
+    }
+
+    /// The raftcore node, for inspection.
+    pub fn node(&self) -> &RawNode<PeerStorage> {
+        &self.node
+    }
+
+    /// Applied index and term.
+    pub fn applied(&self) -> (u64, u64) {
+        (self.applied_index, self.applied_term)
+    }
+
+    /// Handles one mailbox message.
+    pub fn on_msg(&mut self, cx: &mut PeerContext, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Raft(m) => self.on_raft_message(*m),
+            PeerMsg::Write(cmd) => self.on_write(cx, cmd),
+            PeerMsg::Read(cmd) => self.on_read(cx, cmd),
+            PeerMsg::Applied(_) | PeerMsg::Wake => {}
+            PeerMsg::Unreachable { to_peer } => self.node.report_unreachable(to_peer),
+            PeerMsg::SnapshotSent { to_peer, ok } => {
+                let status = if ok {
+                    raftcore::SnapshotStatus::Finish
+                } else {
+                    raftcore::SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to_peer, status);
+            }
+        }
+    }
+
+    fn on_raft_message(&mut self, m: msg::InboundRaft) {
+        let to = m.envelope.to_peer.as_ref().map_or(0, |p| p.id);
+        if to != self.me.id {
+            tracing::debug!(
+                region = self.region().id,
+                to,
+                me = self.me.id,
+                "message for another peer dropped"
+            );
+            return;
+        }
+        if let Err(e) = self.node.step(m.message) {
+            tracing::debug!(region = self.region().id, error = %e, "raft message refused");
+        }
+    }
+
+    /// Delivers the store-wide ticks elapsed since this peer last caught
+    /// up, and considers log truncation every `log-gc-interval`.
+    pub fn on_ticks(&mut self, cx: &mut PeerContext, now: u64) {
+        if now <= self.last_tick {
+            return;
+        }
+        let cfg = &cx.store.cfg.raft;
+        let gc_every =
+            (cfg.log_gc_interval.as_nanos() / cfg.tick_interval.as_nanos().max(1)).max(1) as u64;
+        let gc_due = now / gc_every != self.last_tick / gc_every;
+        let behind = (now - self.last_tick).min(MAX_CATCH_UP_TICKS);
+        for _ in 0..behind {
+            self.node.tick();
+        }
+        self.last_tick = now;
+        if gc_due {
+            self.maybe_compact_log(cx);
+        }
+    }
+
+    /// What the store publishes about this region.
+    pub fn meta(&self) -> RegionMeta {
+        RegionMeta {
+            region: self.region().clone(),
+            peer: self.me,
+            is_leader: self.is_leader(),
+            leader: self.leader(),
+            term: self.node.raft().term,
+        }
+    }
+
+    /// Checks that a request's context and keys fit this peer's region.
+    fn check_request(
+        &self,
+        cx: &PeerContext,
+        ctx: &Context,
+        keys: &KeyCheck,
+    ) -> Result<(), RegionError> {
+        let region = self.region();
+        if let Some(peer) = &ctx.peer {
+            if peer.store_id != 0 && peer.store_id != cx.store.store_id {
+                return Err(region_error::store_not_match(
+                    peer.store_id,
+                    cx.store.store_id,
+                ));
+            }
+        }
+        let current = region.region_epoch.unwrap_or_default();
+        let matches = ctx
+            .region_epoch
+            .is_some_and(|e| e.version == current.version);
+        if !matches {
+            return Err(region_error::epoch_not_match(
+                ctx.region_epoch.as_ref(),
+                vec![region.clone()],
+            ));
+        }
+        let in_region = |k: &Bytes| region_error::key_in_region(k, region);
+        let outside = match keys {
+            KeyCheck::Keys(keys) => keys.iter().find(|k| !in_region(k)).cloned(),
+            KeyCheck::RangeStart(start) => (!in_region(start)).then(|| start.clone()),
+            KeyCheck::Below(upper) => {
+                let above_start = upper.is_empty() || *upper > region.start_key;
+                let within_end =
+                    region.end_key.is_empty() || (!upper.is_empty() && *upper <= region.end_key);
+                (!(above_start && within_end)).then(|| upper.clone())
+            }
+            KeyCheck::Range(start, end) => {
+                if !in_region(start) {
+                    Some(start.clone())
+                } else if !region.end_key.is_empty() && (end.is_empty() || *end > region.end_key) {
+                    Some(end.clone())
+                } else {
+                    None
+                }
+            }
+        };
+        match outside {
+            Some(key) => Err(region_error::key_not_in_region(&key, region)),
+            None => Ok(()),
+        }
+    }
+
+    fn not_leader(&self) -> RegionError {
+        region_error::not_leader(self.region().id, self.leader())
+    }
+}

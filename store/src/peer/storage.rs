@@ -9,6 +9,7 @@
 //! durable, [`PeerStorage::finish_append`] makes them visible to raftcore
 //! (which must only ever read persisted entries).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
@@ -108,6 +109,11 @@ pub struct PeerStorage {
     /// non-empty).
     cache: VecDeque<Entry>,
     cache_bytes: u64,
+    /// The latest snapshot built for followers.
+    snapshot: Option<Snapshot>,
+    /// Set when raftcore asked for a snapshot newer than `snapshot`; the
+    /// peer takes it and has one built.
+    snapshot_wanted: Cell<bool>,
 }
 
 impl PeerStorage {
@@ -139,6 +145,8 @@ impl PeerStorage {
             last_term: 0,
             cache: VecDeque::new(),
             cache_bytes: 0,
+            snapshot: None,
+            snapshot_wanted: Cell::new(false),
         };
         storage.load_last()?;
         Ok(Some(storage))
@@ -156,6 +164,8 @@ impl PeerStorage {
             last_term: 0,
             cache: VecDeque::new(),
             cache_bytes: 0,
+            snapshot: None,
+            snapshot_wanted: Cell::new(false),
         }
     }
 
@@ -270,6 +280,95 @@ impl PeerStorage {
     /// Records a new apply state (after the apply batch holding it).
     pub fn set_apply_state(&mut self, state: RaftApplyState) {
         self.apply_state = state;
+        while self
+            .cache
+            .front()
+            .is_some_and(|e| e.index <= state.truncated_index && self.cache.len() > 1)
+        {
+            if let Some(e) = self.cache.pop_front() {
+                self.cache_bytes -= e.payload_size();
+            }
+        }
+    }
+
+    /// Adds the deletion of log entries up to `index` (truncated, and
+    /// recorded in the apply state) to `wb`. No fsync is needed: entries
+    /// that survive a crash are simply truncated again.
+    pub fn delete_log_until(&self, wb: &mut WriteBatch, index: u64) {
+        let id = self.region.id;
+        wb.delete_range_cf(
+            self.engine.cf(CF_RAFT),
+            log_key(id, 0),
+            log_key(id, index + 1),
+        );
+    }
+
+    /// Whether raftcore asked for a snapshot we do not have; clears the
+    /// request.
+    pub fn take_snapshot_request(&self) -> bool {
+        self.snapshot_wanted.replace(false)
+    }
+
+    /// Offers a newly built snapshot to followers.
+    pub fn set_snapshot(&mut self, snapshot: Snapshot) {
+        self.snapshot = Some(snapshot);
+    }
+
+    /// The snapshot offered to followers, if any.
+    pub fn built_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Adds installing a received snapshot's states to `wb` (its data is
+    /// added by the snapshot manager): the region, the apply state at the
+    /// snapshot, and no log before it.
+    pub fn prepare_snapshot(
+        &self,
+        wb: &mut WriteBatch,
+        region: &metapb::Region,
+        index: u64,
+        term: u64,
+    ) {
+        let id = region.id;
+        let local = RegionLocalState {
+            state: PeerState::Normal as i32,
+            region: Some(region.clone()),
+        };
+        let apply = RaftApplyState {
+            applied_index: index,
+            truncated_index: index,
+            truncated_term: term,
+        };
+        wb.put_cf(
+            self.engine.cf(CF_META),
+            region_state_key(id),
+            local.encode_to_vec(),
+        );
+        wb.put_cf(
+            self.engine.cf(CF_META),
+            apply_state_key(id),
+            apply.encode_to_vec(),
+        );
+        wb.delete_range_cf(
+            self.engine.cf(CF_RAFT),
+            log_key(id, 0),
+            log_key(id, u64::MAX),
+        );
+    }
+
+    /// Makes an installed snapshot visible (after the batch holding it is
+    /// durable).
+    pub fn finish_snapshot(&mut self, region: metapb::Region, index: u64, term: u64) {
+        self.region = region;
+        self.apply_state = RaftApplyState {
+            applied_index: index,
+            truncated_index: index,
+            truncated_term: term,
+        };
+        self.last_index = index;
+        self.last_term = term;
+        self.cache.clear();
+        self.cache_bytes = 0;
     }
 
     fn read_entries(
@@ -393,10 +492,17 @@ impl Storage for PeerStorage {
         Ok(self.last_index)
     }
 
-    /// Snapshots are generated asynchronously by the snapshot worker (the
-    /// next step of issue #4); until one is ready the leader retries.
-    fn snapshot(&self, _request_index: u64, _to: u64) -> Result<Snapshot, raftcore::StorageError> {
-        Err(raftcore::StorageError::SnapshotTemporarilyUnavailable)
+    /// The latest built snapshot if it is recent enough; otherwise asks
+    /// the peer to build one (on its apply thread, where the region's data
+    /// and applied index are consistent) and lets the leader retry.
+    fn snapshot(&self, request_index: u64, _to: u64) -> Result<Snapshot, raftcore::StorageError> {
+        match &self.snapshot {
+            Some(s) if s.metadata.index >= request_index => Ok(s.clone()),
+            _ => {
+                self.snapshot_wanted.set(true);
+                Err(raftcore::StorageError::SnapshotTemporarilyUnavailable)
+            }
+        }
     }
 }
 

@@ -1,0 +1,245 @@
+//! The store's Prometheus metrics (`flotilla_store_*`), served at
+//! `/metrics` on the status address. One registry per store, so several
+//! stores in one test process do not collide.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every store metric.
+pub struct StoreMetrics {
+    registry: Registry,
+    /// Proposals accepted by a leader.
+    pub proposals: IntCounter,
+    /// Time to hand one proposal to Raft.
+    pub propose_duration: Histogram,
+    /// Duration of each round's log write (with its fsync, when needed).
+    pub persist_duration: Histogram,
+    /// Regions whose log or hard state one round's write carried.
+    pub persist_batch_regions: Histogram,
+    /// Log entries one round's write carried.
+    pub persist_batch_entries: Histogram,
+    /// From proposal to the write's answer (commit and apply).
+    pub write_duration: Histogram,
+    /// Duration of one apply batch's write.
+    pub apply_duration: Histogram,
+    /// Raft messages sent, by type.
+    pub messages_sent: IntCounterVec,
+    /// Raft messages received, by type.
+    pub messages_received: IntCounterVec,
+    /// Messages per batch sent to one store.
+    pub send_batch_size: Histogram,
+    /// Messages dropped because a link's queue was full or the store was
+    /// unreachable.
+    pub messages_dropped: IntCounter,
+    /// Regions (peers) on this store.
+    pub regions: IntGauge,
+    /// Regions this store leads.
+    pub leaders: IntGauge,
+    /// Regions hibernating.
+    pub hibernated: IntGauge,
+    /// Snapshot events: generated, sent, received, applied, failed.
+    pub snapshots: IntCounterVec,
+    /// Splits carried out.
+    pub splits: IntCounter,
+    /// Reads served under the leader lease.
+    pub lease_reads: IntCounter,
+    /// Reads that needed a ReadIndex round.
+    pub read_index_reads: IntCounter,
+    /// KV requests by method and outcome (ok, region_error,
+    /// invalid_argument, busy).
+    pub kv_requests: IntCounterVec,
+    /// KV request latency by method.
+    pub kv_duration: HistogramVec,
+    /// Live data size of the RocksDB, in bytes (sampled).
+    pub engine_size: IntGauge,
+    /// 1 while RocksDB stalls writes (sampled).
+    pub write_stall: IntGauge,
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
+    registry
+        .register(Box::new(m.clone()))
+        .expect("metrics are registered once");
+    m
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help).expect("valid metric"))
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    register(r, IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn seconds(r: &Registry, name: &str, help: &str) -> Histogram {
+    let buckets = prometheus::exponential_buckets(0.000_05, 2.0, 18).expect("valid buckets");
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid"),
+    )
+}
+
+fn counts(r: &Registry, name: &str, help: &str) -> Histogram {
+    let buckets = prometheus::exponential_buckets(1.0, 2.0, 14).expect("valid buckets");
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid"),
+    )
+}
+
+impl StoreMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> StoreMetrics {
+        let r = Registry::new();
+        let kv_duration = register(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "flotilla_store_kv_request_duration_seconds",
+                    "KV request latency by method.",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_05, 2.0, 18).expect("valid")),
+                &["method"],
+            )
+            .expect("valid"),
+        );
+        StoreMetrics {
+            proposals: counter(
+                &r,
+                "flotilla_store_proposals_total",
+                "Proposals accepted by a leader.",
+            ),
+            propose_duration: seconds(
+                &r,
+                "flotilla_store_propose_duration_seconds",
+                "Time to hand one proposal to Raft.",
+            ),
+            persist_duration: seconds(
+                &r,
+                "flotilla_store_log_persist_duration_seconds",
+                "Duration of a round's log write, fsync included.",
+            ),
+            persist_batch_regions: counts(
+                &r,
+                "flotilla_store_log_persist_batch_regions",
+                "Regions in one round's log write.",
+            ),
+            persist_batch_entries: counts(
+                &r,
+                "flotilla_store_log_persist_batch_entries",
+                "Log entries in one round's log write.",
+            ),
+            write_duration: seconds(
+                &r,
+                "flotilla_store_write_commit_apply_duration_seconds",
+                "From proposal to the applied write's answer.",
+            ),
+            apply_duration: seconds(
+                &r,
+                "flotilla_store_apply_write_duration_seconds",
+                "Duration of one apply batch's write.",
+            ),
+            messages_sent: counter_vec(
+                &r,
+                "flotilla_store_raft_messages_sent_total",
+                "Raft messages sent, by type.",
+                &["type"],
+            ),
+            messages_received: counter_vec(
+                &r,
+                "flotilla_store_raft_messages_received_total",
+                "Raft messages received, by type.",
+                &["type"],
+            ),
+            send_batch_size: counts(
+                &r,
+                "flotilla_store_raft_send_batch_messages",
+                "Messages per batch sent to one store.",
+            ),
+            messages_dropped: counter(
+                &r,
+                "flotilla_store_raft_messages_dropped_total",
+                "Raft messages dropped (queue full or store unreachable).",
+            ),
+            regions: gauge(&r, "flotilla_store_regions", "Regions on this store."),
+            leaders: gauge(&r, "flotilla_store_leaders", "Regions this store leads."),
+            hibernated: gauge(
+                &r,
+                "flotilla_store_hibernated_regions",
+                "Regions hibernating.",
+            ),
+            snapshots: counter_vec(
+                &r,
+                "flotilla_store_snapshots_total",
+                "Snapshot events: generated, sent, received, applied, failed.",
+                &["event"],
+            ),
+            splits: counter(&r, "flotilla_store_splits_total", "Splits carried out."),
+            lease_reads: counter(
+                &r,
+                "flotilla_store_lease_reads_total",
+                "Reads served under the leader lease.",
+            ),
+            read_index_reads: counter(
+                &r,
+                "flotilla_store_read_index_reads_total",
+                "Reads that needed a ReadIndex round.",
+            ),
+            kv_requests: counter_vec(
+                &r,
+                "flotilla_store_kv_requests_total",
+                "KV requests by method and outcome.",
+                &["method", "outcome"],
+            ),
+            kv_duration,
+            engine_size: gauge(
+                &r,
+                "flotilla_store_engine_live_data_bytes",
+                "Live data size of the RocksDB.",
+            ),
+            write_stall: gauge(
+                &r,
+                "flotilla_store_engine_write_stall",
+                "1 while RocksDB stalls writes.",
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics::new()
+    }
+}
+
+/// The metric label of a raftcore message type.
+pub fn message_type_label(t: raftcore::MessageType) -> &'static str {
+    use raftcore::MessageType::*;
+    match t {
+        Append => "append",
+        AppendResponse => "append_response",
+        Heartbeat => "heartbeat",
+        HeartbeatResponse => "heartbeat_response",
+        Snapshot => "snapshot",
+        Vote | PreVote => "vote",
+        VoteResponse | PreVoteResponse => "vote_response",
+        _ => "other",
+    }
+}

@@ -1,0 +1,137 @@
+//! Linearizable reads. The leader serves under its lease once it has
+//! applied an entry of its own term (so everything earlier leaders
+//! acknowledged is applied here); otherwise — or for a follower read — the
+//! read waits for a ReadIndex round, then for the apply to reach that
+//! index. The callback gets the go-ahead; the caller then reads RocksDB,
+//! which holds at least everything applied up to that point.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use flotilla_proto::kvrpcpb::RegionError;
+use flotilla_proto::metapb;
+
+use super::msg::{ReadCallback, ReadCmd};
+use super::Peer;
+use crate::driver::context::PeerContext;
+
+/// A read waiting for its ReadIndex answer, then for the apply.
+struct Waiter {
+    id: u64,
+    /// The read index, once confirmed.
+    index: Option<u64>,
+    cb: ReadCallback,
+}
+
+/// The reads a peer has not answered yet, oldest first.
+#[derive(Default)]
+pub struct PendingReads {
+    waiters: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+impl PendingReads {
+    /// How many reads wait.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Whether none wait.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+}
+
+impl Peer {
+    pub(super) fn on_read(&mut self, cx: &mut PeerContext, cmd: ReadCmd) {
+        let ReadCmd { ctx, keys, cb } = cmd;
+        if let Err(e) = self.check_request(cx, &ctx, &keys) {
+            let _ = cb.send(Err(e));
+            return;
+        }
+        let follower_read = ctx.follower_read;
+        tracing::trace!(
+            region = self.region().id,
+            follower_read,
+            lease = self.node.has_valid_lease(),
+            applied_term = self.applied_term,
+            "read"
+        );
+        if !follower_read && !self.is_leader() {
+            let _ = cb.send(Err(self.not_leader()));
+            return;
+        }
+        if !follower_read && self.lease_read_ok() {
+            cx.store.metrics.lease_reads.inc();
+            let _ = cb.send(Ok(self.region().clone()));
+            return;
+        }
+        let reads = &mut self.reads;
+        let id = reads.next_id;
+        reads.next_id += 1;
+        if let Err(e) = self
+            .node
+            .read_index(Bytes::copy_from_slice(&id.to_be_bytes()))
+        {
+            tracing::debug!(region = self.region().id, error = %e, "read index refused");
+            let _ = cb.send(Err(self.not_leader()));
+            return;
+        }
+        cx.store.metrics.read_index_reads.inc();
+        self.reads.waiters.push_back(Waiter {
+            id,
+            index: None,
+            cb,
+        });
+    }
+
+    /// Whether a leader read may be served now from the local state.
+    fn lease_read_ok(&self) -> bool {
+        self.node.has_valid_lease() && self.applied_term == self.node.raft().term
+    }
+
+    /// Records confirmed read indexes from a Ready.
+    pub(super) fn on_read_states(&mut self, states: Vec<raftcore::ReadState>) {
+        for rs in states {
+            let Ok(id) = <[u8; 8]>::try_from(&rs.context[..]).map(u64::from_be_bytes) else {
+                continue;
+            };
+            if let Some(w) = self.reads.waiters.iter_mut().find(|w| w.id == id) {
+                w.index = Some(rs.index);
+            }
+        }
+        self.serve_applied_reads();
+    }
+
+    /// Answers every read whose index is applied.
+    pub(super) fn serve_applied_reads(&mut self) {
+        let applied = self.applied_index;
+        let region = self.region().clone();
+        let mut still = VecDeque::new();
+        for w in std::mem::take(&mut self.reads.waiters) {
+            match w.index {
+                Some(i) if i <= applied => {
+                    let _ = w.cb.send(Ok(region.clone()));
+                }
+                _ => still.push_back(w),
+            }
+        }
+        self.reads.waiters = still;
+    }
+
+    /// After a leadership change, reads without a confirmed index may
+    /// never get one: turn them away so the client retries at once.
+    pub(super) fn fail_unconfirmed_reads(&mut self, leader: Option<metapb::Peer>) {
+        let region_id = self.region().id;
+        let err: RegionError = crate::region_error::not_leader(region_id, leader);
+        let mut still = VecDeque::new();
+        for w in std::mem::take(&mut self.reads.waiters) {
+            if w.index.is_some() {
+                still.push_back(w);
+            } else {
+                let _ = w.cb.send(Err(err.clone()));
+            }
+        }
+        self.reads.waiters = still;
+    }
+}

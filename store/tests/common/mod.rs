@@ -1,0 +1,272 @@
+//! An in-process cluster for the store's tests: a real PD member and real
+//! stores (real RocksDB in temporary directories, real gRPC on loopback),
+//! each store's Raft traffic behind a filter chain the test drives — the
+//! tool every later fault test uses.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use flotilla_pd::config::PdConfig;
+use flotilla_pd::server::PdServer;
+use flotilla_proto::kvrpcpb::kv_client::KvClient;
+use flotilla_proto::kvrpcpb::*;
+use flotilla_proto::metapb;
+use flotilla_store::config::StoreConfig;
+use flotilla_store::server::Store;
+use tonic::transport::Channel;
+
+/// Generous deadline for anything that should happen "soon" on a loaded
+/// 2-core machine.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// Polls `cond` until it holds; panics naming `what` after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if cond().await {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A request with a 5 s deadline.
+pub fn timed<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(Duration::from_secs(5));
+    r
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A free loopback port (PD advertises its configured address, so it
+/// needs a fixed one).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Store timings for tests: 20 ms ticks, elections within 200–400 ms.
+pub fn store_config(dir: &std::path::Path, pd: &str) -> StoreConfig {
+    let mut cfg = StoreConfig {
+        pd: vec![pd.to_string()],
+        addr: "127.0.0.1:0".into(),
+        status_addr: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        ..StoreConfig::default()
+    };
+    cfg.raft.tick_interval = Duration::from_millis(20);
+    cfg.heartbeat.store_interval = Duration::from_millis(500);
+    cfg.heartbeat.region_interval = Duration::from_secs(1);
+    cfg
+}
+
+type Tweak = Box<dyn Fn(&mut StoreConfig) + Send + Sync>;
+
+/// One PD and `n` stores.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub pd: Option<PdServer>,
+    pub pd_endpoint: String,
+    pub stores: Vec<Option<Store>>,
+    tweak: Tweak,
+}
+
+impl Cluster {
+    /// PD with `max-replicas = min(n, 3)` and `n` stores, bootstrapped.
+    pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, |_| {}).await
+    }
+
+    /// Like [`start`](Self::start), each store's config adjusted by `tweak`.
+    pub async fn start_with(
+        n: usize,
+        tweak: impl Fn(&mut StoreConfig) + Send + Sync + 'static,
+    ) -> Cluster {
+        init_logging();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut pd_cfg = PdConfig {
+            name: "pd-0".into(),
+            data_dir: dir.path().join("pd"),
+            client_addr: format!("127.0.0.1:{}", ports[0]),
+            peer_addr: format!("127.0.0.1:{}", ports[1]),
+            http_addr: format!("127.0.0.1:{}", ports[2]),
+            tick_interval: Duration::from_millis(50),
+            schedule_interval: Duration::from_millis(200),
+            ..PdConfig::default()
+        };
+        pd_cfg.schedule.max_replicas = n.min(3);
+        let pd = PdServer::start(pd_cfg).await.expect("PD starts");
+        let mut cluster = Cluster {
+            dir,
+            pd: Some(pd),
+            pd_endpoint: format!("127.0.0.1:{}", ports[0]),
+            stores: (0..n).map(|_| None).collect(),
+            tweak: Box::new(tweak),
+        };
+        for i in 0..n {
+            cluster.start_store(i).await;
+        }
+        let first = cluster.first_region().await;
+        cluster.wait_for_leader(first).await;
+        cluster
+    }
+
+    /// Starts (or restarts) store `i` on its data directory.
+    pub async fn start_store(&mut self, i: usize) {
+        let mut cfg = store_config(
+            &self.dir.path().join(format!("store-{i}")),
+            &self.pd_endpoint,
+        );
+        (self.tweak)(&mut cfg);
+        let store = Store::start(cfg).await.expect("store starts");
+        self.stores[i] = Some(store);
+    }
+
+    /// Stops store `i` cleanly.
+    pub async fn stop_store(&mut self, i: usize) {
+        if let Some(s) = self.stores[i].take() {
+            s.stop().await;
+        }
+    }
+
+    pub fn store(&self, i: usize) -> &Store {
+        self.stores[i].as_ref().expect("store running")
+    }
+
+    /// The cluster's first region (the one bootstrap created), once some
+    /// store holds it.
+    pub async fn first_region(&self) -> u64 {
+        let lowest = || {
+            self.stores
+                .iter()
+                .flatten()
+                .filter_map(|s| s.context().regions.read().keys().min().copied())
+                .min()
+        };
+        wait_for("the first region", LONG, || async { lowest().is_some() }).await;
+        lowest().unwrap_or_default()
+    }
+
+    /// The running store leading `region_id`, and its region.
+    pub fn leader_of(&self, region_id: u64) -> Option<(usize, metapb::Region, metapb::Peer)> {
+        self.stores.iter().enumerate().find_map(|(i, s)| {
+            let s = s.as_ref()?;
+            let regions = s.context().regions.read();
+            let meta = regions.get(&region_id).filter(|m| m.is_leader)?;
+            Some((i, meta.region.clone(), meta.peer))
+        })
+    }
+
+    /// Waits until some store leads `region_id`.
+    pub async fn wait_for_leader(&self, region_id: u64) -> usize {
+        wait_for("a region leader", LONG, || async {
+            self.leader_of(region_id).is_some()
+        })
+        .await;
+        self.leader_of(region_id)
+            .map(|(i, _, _)| i)
+            .unwrap_or_default()
+    }
+
+    /// A KV client of store `i`.
+    pub async fn kv(&self, i: usize) -> KvClient<Channel> {
+        KvClient::connect(format!("http://{}", self.store(i).addr()))
+            .await
+            .expect("connect to store")
+    }
+
+    /// The context a client would send to the leader of `region_id`.
+    pub async fn leader_context(&self, region_id: u64) -> (usize, Context) {
+        self.wait_for_leader(region_id).await;
+        let (i, region, peer) = self.leader_of(region_id).expect("leader");
+        let ctx = Context {
+            region_id,
+            region_epoch: region.region_epoch,
+            peer: Some(peer),
+            follower_read: false,
+        };
+        (i, ctx)
+    }
+
+    /// Puts through the leader of the first region, retrying region
+    /// errors.
+    pub async fn put(&self, key: &[u8], value: &[u8]) {
+        let deadline = Instant::now() + LONG;
+        let region = self.first_region().await;
+        loop {
+            let (i, ctx) = self.leader_context(region).await;
+            let mut kv = self.kv(i).await;
+            let resp = kv.raw_put(timed(RawPutRequest {
+                context: Some(ctx),
+                key: key.to_vec().into(),
+                value: value.to_vec().into(),
+            }));
+            let resp = tokio::time::timeout(Duration::from_secs(5), resp).await;
+            let resp = resp
+                .map_err(|_| "client timeout")
+                .and_then(|r| r.map_err(|_| "status"));
+            match resp {
+                Ok(r) if r.get_ref().region_error.is_none() => return,
+                other => assert!(Instant::now() < deadline, "put never succeeded: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Gets through the leader of the first region, retrying region
+    /// errors.
+    pub async fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + LONG;
+        let region = self.first_region().await;
+        loop {
+            let (i, ctx) = self.leader_context(region).await;
+            let mut kv = self.kv(i).await;
+            let resp = kv.raw_get(timed(RawGetRequest {
+                context: Some(ctx),
+                key: key.to_vec().into(),
+            }));
+            let resp = tokio::time::timeout(Duration::from_secs(5), resp).await;
+            let resp = resp
+                .map_err(|_| "client timeout")
+                .and_then(|r| r.map_err(|_| "status"));
+            match resp {
+                Ok(r) if r.get_ref().region_error.is_none() => {
+                    let r = r.into_inner();
+                    return (!r.not_found).then(|| r.value.to_vec());
+                }
+                other => assert!(Instant::now() < deadline, "get never succeeded: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops everything.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.stores.len() {
+            self.stop_store(i).await;
+        }
+        if let Some(pd) = self.pd.take() {
+            pd.stop().await;
+        }
+    }
+}

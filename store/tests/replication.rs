@@ -1,0 +1,106 @@
+//! Writes and reads through real gRPC on a 3-store cluster.
+
+mod common;
+
+use common::*;
+use flotilla_proto::kvrpcpb::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_stores_bootstrap_one_region_with_three_voters_and_serve() {
+    let cluster = Cluster::start(3).await;
+    let first = cluster.first_region().await;
+    let (_, region, _) = cluster.leader_of(first).expect("leader");
+    assert_eq!(
+        region.peers.len(),
+        3,
+        "the first region starts with max-replicas voters"
+    );
+    for i in 0..100u32 {
+        cluster
+            .put(format!("k{i:03}").as_bytes(), format!("v{i}").as_bytes())
+            .await;
+    }
+    for i in (0..100u32).step_by(7) {
+        assert_eq!(
+            cluster.get(format!("k{i:03}").as_bytes()).await,
+            Some(format!("v{i}").into_bytes())
+        );
+    }
+    assert_eq!(cluster.get(b"missing").await, None);
+    // Every replica applied the writes.
+    wait_for("all replicas applied", LONG, || async {
+        cluster.stores.iter().flatten().all(|s| {
+            s.context()
+                .engine
+                .get("default", b"k099")
+                .ok()
+                .flatten()
+                .is_some()
+        })
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn followers_redirect_and_serve_follower_reads() {
+    let cluster = Cluster::start(3).await;
+    cluster.put(b"a", b"1").await;
+    let first = cluster.first_region().await;
+    let (leader, ctx) = cluster.leader_context(first).await;
+    let follower = (leader + 1) % 3;
+    let mut kv = cluster.kv(follower).await;
+    // Sent to the wrong store for the peer it names: StoreNotMatch.
+    let resp = kv
+        .raw_get(RawGetRequest {
+            context: Some(ctx),
+            key: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.and_then(|e| e.store_not_match).is_some());
+    // Addressed to the follower's peer: NotLeader, naming the leader.
+    let follower_id = cluster.store(follower).store_id();
+    let region = cluster.leader_of(first).unwrap().1;
+    let follower_peer = region
+        .peers
+        .iter()
+        .find(|p| p.store_id == follower_id)
+        .cloned();
+    let to_follower = Context {
+        peer: follower_peer,
+        ..ctx
+    };
+    let resp = kv
+        .raw_get(RawGetRequest {
+            context: Some(to_follower),
+            key: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let not_leader = resp
+        .region_error
+        .and_then(|e| e.not_leader)
+        .expect("NotLeader");
+    assert_eq!(
+        not_leader.leader.map(|p| p.id),
+        ctx.peer.as_ref().map(|p| p.id)
+    );
+    let follower_ctx = Context {
+        follower_read: true,
+        ..to_follower
+    };
+    let resp = kv
+        .raw_get(RawGetRequest {
+            context: Some(follower_ctx),
+            key: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none(), "{:?}", resp.region_error);
+    assert_eq!(&resp.value[..], b"1");
+    cluster.shutdown().await;
+}
