@@ -2,100 +2,11 @@
 //! serves its HTTP API and metrics, keeps its data across a restart, and
 //! stops cleanly on SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_flotilla");
+use std::process::Command;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A GET over HTTP/1.1; `None` if the server is not answering yet.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    conn.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
-fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Pd {
-    child: Child,
-    http: u16,
-}
-
-impl Pd {
-    fn start(dir: &Path, ports: (u16, u16, u16)) -> Pd {
-        let child = Command::new(BIN)
-            .args(["pd", "--name", "solo", "--data-dir"])
-            .arg(dir)
-            .args(["--client-addr", &format!("127.0.0.1:{}", ports.0)])
-            .args(["--peer-addr", &format!("127.0.0.1:{}", ports.1)])
-            .args(["--http-addr", &format!("127.0.0.1:{}", ports.2)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the flotilla binary starts");
-        let pd = Pd {
-            child,
-            http: ports.2,
-        };
-        wait_for("the PD to serve as leader", Duration::from_secs(30), || {
-            http_get(pd.http, "/health").is_some_and(|(_, b)| b.contains("\"serving_leader\":true"))
-        });
-        pd
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "PD did not exit on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Pd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::*;
 
 #[test]
 fn pd_serves_restarts_with_its_data_and_stops_on_sigterm() {

@@ -1,0 +1,118 @@
+//! Failures of a whole store: the leader's store goes away, a store comes
+//! back and catches up — from the log, and by snapshot once the log it
+//! needs was truncated away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use flotilla_proto::raft_serverpb::RaftApplyState;
+use flotilla_store::engine::keys::apply_state_key;
+use flotilla_store::engine::CF_META;
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:05}").into_bytes()
+}
+
+fn value(i: u32) -> Vec<u8> {
+    format!("value-{i}").into_bytes()
+}
+
+/// Whether store `i` holds every key `0..n` (read from its RocksDB).
+fn holds_all(cluster: &Cluster, i: usize, n: u32) -> bool {
+    let engine = &cluster.store(i).context().engine;
+    (0..n).all(|k| engine.get("default", &key(k)).ok().flatten() == Some(value(k)))
+}
+
+fn apply_state(cluster: &Cluster, i: usize, region: u64) -> RaftApplyState {
+    cluster
+        .store(i)
+        .context()
+        .engine
+        .get_msg::<RaftApplyState>(CF_META, &apply_state_key(region))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_leader_serves_every_acknowledged_write_and_a_restarted_store_catches_up() {
+    let mut cluster = Cluster::start(3).await;
+    let region = cluster.first_region().await;
+    for i in 0..50 {
+        cluster.put(&key(i), &value(i)).await;
+    }
+    let old_leader = cluster.wait_for_leader(region).await;
+    cluster.stop_store(old_leader).await;
+    for i in 50..100 {
+        cluster.put(&key(i), &value(i)).await;
+    }
+    let new_leader = cluster.wait_for_leader(region).await;
+    assert_ne!(new_leader, old_leader);
+    for i in 0..100 {
+        assert_eq!(cluster.get(&key(i)).await, Some(value(i)), "key {i} lost");
+    }
+    cluster.start_store(old_leader).await;
+    wait_for(
+        "the restarted store to catch up from the log",
+        LONG,
+        || async { holds_all(&cluster, old_leader, 100) },
+    )
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_behind_the_truncated_log_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start_with(3, |cfg| {
+        cfg.raft.log_gc_keep_entries = 5;
+        cfg.raft.log_gc_threshold_entries = 10;
+        cfg.raft.log_gc_interval = Duration::from_millis(100);
+    })
+    .await;
+    let region = cluster.first_region().await;
+    cluster.put(&key(0), &value(0)).await;
+    let leader = cluster.wait_for_leader(region).await;
+    let lagging = (leader + 1) % 3;
+    cluster.stop_store(lagging).await;
+    for i in 0..200 {
+        cluster.put(&key(i), &value(i)).await;
+    }
+    // The leader's log no longer reaches back to where the lagging store
+    // stopped, so entries alone cannot bring it back.
+    let stopped_at = 10;
+    wait_for("the leader to truncate its log", LONG, || async {
+        let leader = cluster.wait_for_leader(region).await;
+        apply_state(&cluster, leader, region).truncated_index > stopped_at + 50
+    })
+    .await;
+    cluster.start_store(lagging).await;
+    wait_for(
+        "the lagging store to catch up by snapshot",
+        LONG,
+        || async { holds_all(&cluster, lagging, 200) },
+    )
+    .await;
+    let metrics = cluster.store(lagging).context().metrics.render();
+    let applied = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flotilla_store_snapshots_total{event=\"applied\"} "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(applied >= 1, "the lagging store applied no snapshot");
+    // It keeps replicating after the snapshot.
+    cluster.put(b"after", b"snapshot").await;
+    wait_for("replication after the snapshot", LONG, || async {
+        cluster
+            .store(lagging)
+            .context()
+            .engine
+            .get("default", b"after")
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    cluster.shutdown().await;
+}

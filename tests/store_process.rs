@@ -1,0 +1,302 @@
+//! End to end with real processes: `flotilla store` registers with a real
+//! `flotilla pd`, bootstraps, serves the KV API, keeps its identity and
+//! data across a restart, stops cleanly on SIGTERM — and, killed at the
+//! worst moments (after the log is synced but before the apply, between
+//! apply batches), comes back with every acknowledged write and no
+//! half-applied one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use flotilla_proto::kvrpcpb::kv_client::KvClient;
+use flotilla_proto::kvrpcpb::*;
+use flotilla_proto::metapb;
+use serde_json::Value;
+
+/// A store process with fixed ports (kept across restarts).
+struct StoreProc {
+    child: Child,
+    dir: PathBuf,
+    pd_port: u16,
+    addr: u16,
+    status: u16,
+}
+
+impl StoreProc {
+    fn start(dir: &Path, pd_port: u16, failpoint: Option<&str>) -> StoreProc {
+        let (addr, status) = (free_port(), free_port());
+        StoreProc::spawn(dir.to_path_buf(), pd_port, addr, status, failpoint)
+    }
+
+    fn spawn(
+        dir: PathBuf,
+        pd_port: u16,
+        addr: u16,
+        status: u16,
+        failpoint: Option<&str>,
+    ) -> StoreProc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["store", "--pd", &format!("127.0.0.1:{pd_port}")])
+            .args(["--addr", &format!("127.0.0.1:{addr}")])
+            .args(["--status-addr", &format!("127.0.0.1:{status}")])
+            .args(["--raft-tick-interval", "20ms"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match failpoint {
+            Some(fp) => cmd.env("FLOTILLA_FAILPOINTS", fp),
+            None => cmd.env_remove("FLOTILLA_FAILPOINTS"),
+        };
+        let child = cmd.spawn().expect("the flotilla binary starts");
+        StoreProc {
+            child,
+            dir,
+            pd_port,
+            addr,
+            status,
+        }
+    }
+
+    /// The same store again, on its data directory and ports.
+    fn restart(mut self, failpoint: Option<&str>) -> StoreProc {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (dir, pd, addr, status) = (self.dir.clone(), self.pd_port, self.addr, self.status);
+        drop(self);
+        StoreProc::spawn(dir, pd, addr, status, failpoint)
+    }
+
+    fn status_json(&self, path: &str) -> Option<Value> {
+        let (code, body) = http_get(self.status, path)?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+
+    /// The context for the region this store leads, once it leads one.
+    fn leader_context(&self) -> Context {
+        let mut ctx = None;
+        wait_for(
+            "the store to lead the first region",
+            Duration::from_secs(30),
+            || {
+                ctx = self
+                    .status_json("/regions")
+                    .and_then(|v| leader_context(&v));
+                ctx.is_some()
+            },
+        );
+        ctx.unwrap_or_default()
+    }
+
+    async fn kv(&self) -> KvClient<tonic::transport::Channel> {
+        KvClient::connect(format!("http://127.0.0.1:{}", self.addr))
+            .await
+            .expect("connect to the store")
+    }
+
+    /// Waits for the process to end on its own (a failpoint aborting it).
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the store did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.wait_exit()
+    }
+}
+
+impl Drop for StoreProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn leader_context(regions: &Value) -> Option<Context> {
+    let r = regions["regions"]
+        .as_array()?
+        .iter()
+        .find(|r| r["is_leader"] == true)?;
+    let peer_id = r["peer_id"].as_u64()?;
+    let peer = r["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["id"].as_u64() == Some(peer_id))?;
+    Some(Context {
+        region_id: r["id"].as_u64()?,
+        region_epoch: Some(metapb::RegionEpoch {
+            conf_ver: r["epoch"]["conf_ver"].as_u64()?,
+            version: r["epoch"]["version"].as_u64()?,
+        }),
+        peer: Some(metapb::Peer {
+            id: peer_id,
+            store_id: peer["store_id"].as_u64()?,
+            role: 0,
+        }),
+        follower_read: false,
+    })
+}
+
+fn start_pd(dir: &Path) -> (Pd, u16) {
+    let ports = (free_port(), free_port(), free_port());
+    let pd = Pd::start_with(&dir.join("pd"), ports, &["--max-replicas", "1"]);
+    (pd, ports.0)
+}
+
+const KEYS_PER_BATCH: usize = 10;
+
+fn batch_key(batch: usize, j: usize) -> tonic::codegen::Bytes {
+    format!("batch{batch:05}-{j}").into()
+}
+
+/// Writes batches until the store dies; returns the acknowledged ones and
+/// the number attempted.
+async fn write_until_crash(store: &StoreProc) -> (Vec<usize>, usize) {
+    let ctx = store.leader_context();
+    let mut kv = store.kv().await;
+    let mut acked = Vec::new();
+    for batch in 0..100_000 {
+        let pairs = (0..KEYS_PER_BATCH)
+            .map(|j| KvPair {
+                key: batch_key(batch, j),
+                value: format!("v{batch}").into(),
+            })
+            .collect();
+        let req = RawBatchPutRequest {
+            context: Some(ctx),
+            pairs,
+        };
+        match kv.raw_batch_put(req).await {
+            Ok(r) if r.get_ref().region_error.is_none() => acked.push(batch),
+            Ok(r) => panic!("unexpected region error {:?}", r.into_inner().region_error),
+            Err(_) => return (acked, batch + 1),
+        }
+    }
+    panic!("the failpoint never fired");
+}
+
+/// After a restart: every acknowledged batch is whole, and every batch is
+/// whole or absent.
+async fn check_after_restart(store: &StoreProc, acked: &[usize], attempted: usize) {
+    let ctx = store.leader_context();
+    let mut kv = store.kv().await;
+    for batch in 0..attempted {
+        let keys = (0..KEYS_PER_BATCH).map(|j| batch_key(batch, j)).collect();
+        let resp = kv
+            .raw_batch_get(RawBatchGetRequest {
+                context: Some(ctx),
+                keys,
+            })
+            .await
+            .expect("reads after the restart")
+            .into_inner();
+        assert!(resp.region_error.is_none(), "{:?}", resp.region_error);
+        let found = resp.pairs.len();
+        assert!(
+            found == 0 || found == KEYS_PER_BATCH,
+            "batch {batch} half applied: {found} of {KEYS_PER_BATCH} keys"
+        );
+        if acked.contains(&batch) {
+            assert_eq!(found, KEYS_PER_BATCH, "acknowledged batch {batch} lost");
+        }
+    }
+}
+
+async fn crash_at(failpoint: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_pd, pd_port) = start_pd(dir.path());
+    let store = StoreProc::start(&dir.path().join("store"), pd_port, None);
+    store.leader_context();
+    // Restart with the crash point armed.
+    let mut store = store.restart(Some(failpoint));
+    let (acked, attempted) = write_until_crash(&store).await;
+    assert!(
+        !store.wait_exit().success(),
+        "the failpoint aborts the store"
+    );
+    assert!(
+        !acked.is_empty(),
+        "some batches were acknowledged before the crash"
+    );
+    let store = store.restart(None);
+    check_after_restart(&store, &acked, attempted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_log_sync_before_the_apply_loses_nothing_acknowledged() {
+    crash_at("apply_before_write=40").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_apply_batches_loses_nothing_acknowledged() {
+    crash_at("apply_after_write=40").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_a_round_s_log_write_loses_nothing_acknowledged() {
+    crash_at("after_log_persist=40").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_keeps_its_identity_and_data_across_a_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_pd, pd_port) = start_pd(dir.path());
+    let mut store = StoreProc::start(&dir.path().join("store"), pd_port, None);
+    let ctx = store.leader_context();
+    let mut kv = store.kv().await;
+    let put = kv
+        .raw_put(RawPutRequest {
+            context: Some(ctx),
+            key: "k".into(),
+            value: "v".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(put.region_error.is_none(), "{:?}", put.region_error);
+    let id = store.status_json("/status").unwrap()["store_id"].as_u64();
+    let (_, metrics) = http_get(store.status, "/metrics").unwrap();
+    assert!(
+        metrics.contains("flotilla_store_kv_requests_total{method=\"raw_put\",outcome=\"ok\"} 1")
+    );
+    assert!(store.terminate().success(), "SIGTERM is a clean stop");
+    let store = store.restart(None);
+    let ctx = store.leader_context();
+    wait_for("the status page", Duration::from_secs(10), || {
+        store.status_json("/status").is_some()
+    });
+    assert_eq!(
+        store.status_json("/status").unwrap()["store_id"].as_u64(),
+        id
+    );
+    let got = store
+        .kv()
+        .await
+        .raw_get(RawGetRequest {
+            context: Some(ctx),
+            key: "k".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&got.value[..], b"v");
+}
