@@ -3,11 +3,26 @@
 //! A store hosts thousands of regions — each a raftcore group — over **one
 //! RocksDB** and **one batched transport**, and serves the raw KV API.
 //!
-//! Being built (issue #4), in this order: the storage layout and each
-//! peer's Raft storage ([`engine`], [`peer::storage`]) and snapshot files
-//! ([`snap`]); the multi-Raft driver (router, poller pool, one write batch
-//! and one fsync per round, apply pool); the transport; the KV service; the
-//! daemon.
+//! ## A tour
+//!
+//! - [`server::Store`] starts everything: identity from PD (kept in the data
+//!   directory), the Raft system, the peers of every region held, gRPC
+//!   (`Kv`, `Raft`), the status port, and the PD worker (bootstrap,
+//!   heartbeats).
+//! - [`driver`]: the multi-Raft driver. [`poll::router`] maps regions to
+//!   mailboxes; a fixed pool of pollers runs *rounds* over the regions with
+//!   work — one write batch and one fsync for all of them, then one message
+//!   batch per destination store ([`driver::handler`]). One ticker for all.
+//! - [`peer`]: one region's peer — raftcore over [`peer::storage`], with a
+//!   file per operation: [`peer::propose`], [`peer::read`] (lease,
+//!   ReadIndex, follower reads), [`peer::ready`], [`peer::snapshot`]. Every
+//!   peer is made by [`driver::system::RaftSystem::create_peer`].
+//! - [`apply`]: the apply pool — data and apply state in one unsynced batch.
+//! - [`transport`]: one gRPC stream per destination store, snapshots on
+//!   their own RPC, a filter chain for tests; [`snap`]: snapshot files.
+//! - [`kv`]: the raw KV service and its limits; [`region_error`]: the typed
+//!   errors that tell a client how to reroute.
+//! - [`metrics`], [`config`], [`cli`], and [`fail`] (crash points for tests).
 //!
 //! ## Storage layout
 //!
