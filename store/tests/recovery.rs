@@ -116,3 +116,66 @@ async fn a_store_behind_the_truncated_log_catches_up_by_snapshot() {
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_isolated_leader_is_replaced_and_catches_up_after_the_partition_heals() {
+    use std::sync::Arc;
+
+    use flotilla_store::transport::filter::PartitionFilter;
+
+    let cluster = Cluster::start(3).await;
+    let region = cluster.first_region().await;
+    for i in 0..20 {
+        cluster.put(&key(i), &value(i)).await;
+    }
+    let old = cluster.wait_for_leader(region).await;
+    // Cut the leader's store off, both ways.
+    cluster
+        .store(old)
+        .filters()
+        .add(Arc::new(PartitionFilter { stores: Vec::new() }));
+    wait_for("another store to lead", LONG, || async {
+        cluster.leader_of(region).is_some_and(|(i, _, _)| i != old)
+    })
+    .await;
+    for i in 20..60 {
+        cluster.put(&key(i), &value(i)).await;
+    }
+    assert!(
+        !holds_all(&cluster, old, 60),
+        "the isolated store received nothing"
+    );
+    // The isolated old leader must not serve a stale read (its lease ran
+    // out before another leader could be elected).
+    let old_region = cluster.store(old).context().regions.read()[&region].clone();
+    let stale_ctx = flotilla_proto::kvrpcpb::Context {
+        region_id: region,
+        region_epoch: old_region.region.region_epoch,
+        peer: Some(old_region.peer),
+        follower_read: false,
+    };
+    let read = cluster
+        .kv(old)
+        .await
+        .raw_get(timed(flotilla_proto::kvrpcpb::RawGetRequest {
+            context: Some(stale_ctx),
+            key: key(59).into(),
+        }))
+        .await;
+    if let Ok(resp) = read {
+        let resp = resp.into_inner();
+        assert!(
+            resp.region_error.is_some(),
+            "an isolated old leader served a read: {resp:?}"
+        );
+    }
+    cluster.store(old).filters().clear();
+    wait_for("the old leader to catch up", LONG, || async {
+        holds_all(&cluster, old, 60)
+    })
+    .await;
+    for i in 0..60 {
+        assert_eq!(cluster.get(&key(i)).await, Some(value(i)));
+    }
+    cluster.shutdown().await;
+}

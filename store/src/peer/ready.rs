@@ -26,6 +26,10 @@ impl Peer {
             return;
         };
         let state = result.apply_state;
+        if state.applied_index < self.applied_index {
+            // Progress from before a snapshot this peer installed since.
+            return;
+        }
         let old_truncated = self.node.storage().apply_state().truncated_index;
         if state.truncated_index > old_truncated {
             self.node

@@ -99,6 +99,7 @@ impl Peer {
         self.applying_index = index;
         self.applied_index = index;
         self.applied_term = term;
+        self.progress.lock().applied = None;
         cx.store.apply_pool.schedule(ApplyTask::Register {
             region,
             apply_state: *self.node.storage().apply_state(),
