@@ -104,3 +104,38 @@ async fn followers_redirect_and_serve_follower_reads() {
     assert_eq!(&resp.value[..], b"1");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pd_learns_each_new_leader_from_the_heartbeats() {
+    use flotilla_client::pd::{PdClient, PdClientConfig};
+
+    let mut cluster = Cluster::start(3).await;
+    let first = cluster.first_region().await;
+    let pd = PdClient::connect(
+        std::slice::from_ref(&cluster.pd_endpoint),
+        PdClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    let pd_leader = || async {
+        pd.get_region(b"any key")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|info| info.leader)
+    };
+    let (leader, _, peer) = cluster.leader_of(first).unwrap();
+    wait_for("PD to learn the leader", LONG, || async {
+        pd_leader().await == Some(peer)
+    })
+    .await;
+    cluster.stop_store(leader).await;
+    cluster.put(b"k", b"v").await;
+    let (_, _, new_peer) = cluster.leader_of(first).unwrap();
+    assert_ne!(new_peer.id, peer.id);
+    wait_for("PD to learn the new leader", LONG, || async {
+        pd_leader().await == Some(new_peer)
+    })
+    .await;
+    cluster.shutdown().await;
+}
