@@ -23,6 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use raftcore::{Entry, Snapshot};
 
 use crate::engine::Engine;
+use crate::metrics::StoreMetrics;
 use crate::peer::msg::{ApplyResult, WriteCallback};
 use crate::snap::SnapManager;
 
@@ -128,12 +129,14 @@ impl ApplyPool {
         threads: usize,
         capacity: usize,
         wake: Wake,
+        metrics: Arc<StoreMetrics>,
     ) -> ApplyPool {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = crossbeam_channel::bounded(capacity);
-            let worker = worker::Worker::new(engine.clone(), snap.clone(), wake.clone());
+            let worker =
+                worker::Worker::new(engine.clone(), snap.clone(), wake.clone(), metrics.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("apply-{i}"))
                 .spawn(move || worker.run(rx))

@@ -1,6 +1,7 @@
 //! One apply thread: drains its queue into one write batch at a time.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 use flotilla_proto::kvrpcpb::RegionError;
@@ -16,6 +17,7 @@ use super::{ApplyProgress, ApplyTask, Proposal, Wake};
 use crate::engine::keys::apply_state_key;
 use crate::engine::{Engine, CF_META};
 use crate::fail;
+use crate::metrics::StoreMetrics;
 use crate::peer::msg::{ApplyResult, WriteCallback, WriteResponse};
 use crate::peer::storage::conf_state_of;
 use crate::region_error;
@@ -38,6 +40,7 @@ pub(super) struct Worker {
     snap: SnapManager,
     wake: Wake,
     delegates: HashMap<u64, Delegate>,
+    metrics: Arc<StoreMetrics>,
 }
 
 /// One write batch being filled, and what to deliver once it is written.
@@ -58,12 +61,18 @@ impl Batch {
 }
 
 impl Worker {
-    pub(super) fn new(engine: Engine, snap: SnapManager, wake: Wake) -> Worker {
+    pub(super) fn new(
+        engine: Engine,
+        snap: SnapManager,
+        wake: Wake,
+        metrics: Arc<StoreMetrics>,
+    ) -> Worker {
         Worker {
             engine,
             snap,
             wake,
             delegates: HashMap::new(),
+            metrics,
         }
     }
 
@@ -100,11 +109,15 @@ impl Worker {
             }
         }
         fail::point("apply_before_write");
+        let started = std::time::Instant::now();
         if let Err(e) = self.engine.write(wb, false) {
             // The engine is gone (disk failure): nothing may be
             // acknowledged, and the peer must not think it applied.
             panic!("apply write failed: {e}");
         }
+        self.metrics
+            .apply_duration
+            .observe(started.elapsed().as_secs_f64());
         fail::point("apply_after_write");
         for (cb, result) in replies {
             let _ = cb.send(result);

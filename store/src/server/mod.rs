@@ -112,6 +112,7 @@ impl Store {
             cfg.raft.apply_threads,
             APPLY_QUEUE_CAPACITY,
             waker(&router),
+            metrics.clone(),
         );
         let ctx = Arc::new(StoreContext {
             store_id,
