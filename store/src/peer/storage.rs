@@ -66,15 +66,7 @@ pub fn conf_state_of(region: &metapb::Region) -> ConfState {
 /// split) to `wb`: its local state, an apply state at [`INIT_INDEX`], and a
 /// hard state committing it.
 pub fn write_initial_state(wb: &mut WriteBatch, engine: &Engine, region: &metapb::Region) {
-    let local = RegionLocalState {
-        state: PeerState::Normal as i32,
-        region: Some(region.clone()),
-    };
-    let apply = RaftApplyState {
-        applied_index: INIT_INDEX,
-        truncated_index: INIT_INDEX,
-        truncated_term: INIT_TERM,
-    };
+    put_region_states(wb, engine, region, INIT_INDEX, INIT_TERM);
     let hs = HardState {
         term: INIT_TERM,
         vote: 0,
@@ -82,6 +74,27 @@ pub fn write_initial_state(wb: &mut WriteBatch, engine: &Engine, region: &metapb
     };
     let mut buf = Vec::new();
     codec::encode_hard_state(&hs, &mut buf);
+    wb.put_cf(engine.cf(CF_RAFT), hard_state_key(region.id), buf);
+}
+
+/// Adds a normal local state for `region` and an apply state whose log
+/// starts after `index` (of `term`), applied up to there.
+fn put_region_states(
+    wb: &mut WriteBatch,
+    engine: &Engine,
+    region: &metapb::Region,
+    index: u64,
+    term: u64,
+) {
+    let local = RegionLocalState {
+        state: PeerState::Normal as i32,
+        region: Some(region.clone()),
+    };
+    let apply = RaftApplyState {
+        applied_index: index,
+        truncated_index: index,
+        truncated_term: term,
+    };
     wb.put_cf(
         engine.cf(CF_META),
         region_state_key(region.id),
@@ -92,7 +105,6 @@ pub fn write_initial_state(wb: &mut WriteBatch, engine: &Engine, region: &metapb
         apply_state_key(region.id),
         apply.encode_to_vec(),
     );
-    wb.put_cf(engine.cf(CF_RAFT), hard_state_key(region.id), buf);
 }
 
 /// One peer's Raft storage.
@@ -330,25 +342,7 @@ impl PeerStorage {
         term: u64,
     ) {
         let id = region.id;
-        let local = RegionLocalState {
-            state: PeerState::Normal as i32,
-            region: Some(region.clone()),
-        };
-        let apply = RaftApplyState {
-            applied_index: index,
-            truncated_index: index,
-            truncated_term: term,
-        };
-        wb.put_cf(
-            self.engine.cf(CF_META),
-            region_state_key(id),
-            local.encode_to_vec(),
-        );
-        wb.put_cf(
-            self.engine.cf(CF_META),
-            apply_state_key(id),
-            apply.encode_to_vec(),
-        );
+        put_region_states(wb, &self.engine, region, index, term);
         wb.delete_range_cf(
             self.engine.cf(CF_RAFT),
             log_key(id, 0),
