@@ -21,7 +21,6 @@ async fn a_full_mailbox_answers_server_is_busy_and_retried_writes_land() {
         assert!(Instant::now() < deadline, "never saw ServerIsBusy");
         let tasks: Vec<_> = (0..64)
             .map(|t| {
-                let ctx = ctx;
                 let addr = cluster.store(i).addr();
                 tokio::spawn(async move {
                     let mut kv = flotilla_proto::kvrpcpb::kv_client::KvClient::connect(format!(

@@ -16,6 +16,10 @@ pub const MAX_BATCH_KEYS: usize = 10_000;
 pub const MAX_BATCH_BYTES: usize = 32 << 20;
 /// Largest scan limit.
 pub const MAX_SCAN_LIMIT: u32 = 10_000;
+/// Most key and value bytes in one read reply: a scan stops early there
+/// (fewer than `limit` pairs; the caller continues after the last key), a
+/// batch get past it fails with `RESOURCE_EXHAUSTED`.
+pub const MAX_REPLY_BYTES: usize = 32 << 20;
 
 fn invalid(msg: String) -> Status {
     Status::invalid_argument(msg)

@@ -124,10 +124,16 @@ impl KvService {
             iter.seek_to_first();
         }
         let mut out = Vec::new();
+        let mut bytes = 0;
         while out.len() < req.limit as usize {
             let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
                 break;
             };
+            let size = k.len() + if req.key_only { 0 } else { v.len() };
+            if !out.is_empty() && bytes + size > limits::MAX_REPLY_BYTES {
+                break;
+            }
+            bytes += size;
             out.push(KvPair {
                 key: Bytes::copy_from_slice(k),
                 value: if req.key_only {
@@ -277,8 +283,16 @@ impl KvService {
             });
         }
         let mut pairs = Vec::new();
+        let mut bytes = 0;
         for key in req.keys {
             if let Some(value) = self.get_value(&key)? {
+                bytes += key.len() + value.len();
+                if bytes > limits::MAX_REPLY_BYTES {
+                    return Err(Status::resource_exhausted(format!(
+                        "batch get reply exceeds {} bytes: read fewer keys per request",
+                        limits::MAX_REPLY_BYTES
+                    )));
+                }
                 pairs.push(KvPair { key, value });
             }
         }

@@ -225,6 +225,17 @@ impl Peer {
                     cx.store.store_id,
                 ));
             }
+            if peer.id != 0 && peer.id != self.me.id {
+                // The client knows another peer of this region on this
+                // store (it was removed and re-added since): its routing
+                // is stale, ask PD again.
+                let mut err = region_error::region_not_found(region.id);
+                err.message = format!(
+                    "peer {} of region {} is not on this store (this store has peer {})",
+                    peer.id, region.id, self.me.id
+                );
+                return Err(err);
+            }
         }
         let current = region.region_epoch.unwrap_or_default();
         let matches = ctx
