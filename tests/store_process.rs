@@ -300,3 +300,145 @@ async fn a_store_keeps_its_identity_and_data_across_a_clean_restart() {
         .into_inner();
     assert_eq!(&got.value[..], b"v");
 }
+
+/// The store (index) whose status page says it leads the first region.
+fn leader_of(stores: &[StoreProc]) -> Option<(usize, Context)> {
+    stores.iter().enumerate().find_map(|(i, s)| {
+        let regions = s.status_json("/regions")?;
+        leader_context(&regions).map(|ctx| (i, ctx))
+    })
+}
+
+/// Puts `key` through whichever store leads, retrying until `deadline`.
+async fn put_anywhere(stores: &[StoreProc], key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "put {key} never succeeded");
+        if let Some((i, ctx)) = leader_of(stores) {
+            if let Ok(mut kv) =
+                KvClient::connect(format!("http://127.0.0.1:{}", stores[i].addr)).await
+            {
+                let req = RawPutRequest {
+                    context: Some(ctx),
+                    key: key.to_string().into(),
+                    value: "v".into(),
+                };
+                if let Ok(r) = kv.raw_put(req).await {
+                    if r.get_ref().region_error.is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_store_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = (free_port(), free_port(), free_port());
+    let _pd = Pd::start_with(&dir.path().join("pd"), ports, &["--max-replicas", "3"]);
+    let mut stores: Vec<StoreProc> = (0..3)
+        .map(|i| StoreProc::start(&dir.path().join(format!("store-{i}")), ports.0, None))
+        .collect();
+    wait_for("a leader", Duration::from_secs(30), || {
+        leader_of(&stores).is_some()
+    });
+    for k in 0..30 {
+        put_anywhere(&stores, &format!("k{k:03}")).await;
+    }
+    let (old, _) = leader_of(&stores).unwrap();
+    let _ = stores[old].child.kill();
+    let _ = stores[old].child.wait();
+    wait_for("a new leader", Duration::from_secs(30), || {
+        leader_of(&stores).is_some_and(|(i, _)| i != old)
+    });
+    for k in 30..60 {
+        put_anywhere(&stores, &format!("k{k:03}")).await;
+    }
+    let (leader, ctx) = leader_of(&stores).unwrap();
+    let mut kv = KvClient::connect(format!("http://127.0.0.1:{}", stores[leader].addr))
+        .await
+        .unwrap();
+    let scan = kv
+        .raw_scan(RawScanRequest {
+            context: Some(ctx),
+            start_key: "k".into(),
+            end_key: "l".into(),
+            limit: 1000,
+            key_only: true,
+            reverse: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(scan.kvs.len(), 60, "every acknowledged write survives");
+    // The killed store comes back and serves as a follower with all data.
+    let restarted = stores.remove(old).restart(None);
+    wait_for(
+        "the restarted store's status page",
+        Duration::from_secs(30),
+        || restarted.status_json("/regions").is_some(),
+    );
+    let follower_ctx = Context {
+        follower_read: true,
+        peer: restarted
+            .status_json("/regions")
+            .and_then(|v| v["regions"][0]["peer_id"].as_u64())
+            .map(|id| metapb::Peer {
+                id,
+                store_id: 0,
+                role: 0,
+            }),
+        ..ctx
+    };
+    let mut kv = restarted.kv().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = kv
+            .raw_get(RawGetRequest {
+                context: Some(follower_ctx),
+                key: "k059".into(),
+            })
+            .await;
+        if let Ok(r) = got {
+            let r = r.into_inner();
+            if r.region_error.is_none() && !r.not_found {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted store never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn store_prints_its_default_config_and_refuses_bad_flags() {
+    let out = Command::new(BIN)
+        .args(["store", "--print-default-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for key in [
+        "pd",
+        "addr",
+        "status-addr",
+        "tick-interval",
+        "region-split-size",
+    ] {
+        assert!(text.contains(key), "default config lacks {key}:\n{text}");
+    }
+    let out = Command::new(BIN)
+        .args(["store", "--raft-tick-interval", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("tick"), "the error names the flag: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+}
