@@ -17,12 +17,17 @@
 //! The PD scale benchmark (binary `pd-scale`, module [`pd_scale`]) builds a
 //! cluster of 100,000 regions in one PD member and measures region
 //! heartbeats per second and `GetRegion` latency through gRPC.
+//!
+//! The store benchmark (binary `store-bench`, module [`store_bench`]) runs
+//! a 3-store cluster and measures raw put and get throughput, the fsync
+//! batches behind it, and a plain local RocksDB as the reference.
 
 #![warn(missing_docs)]
 
 pub mod idle_groups;
 pub mod pd_scale;
 pub mod raftcore_group;
+pub mod store_bench;
 pub mod workload;
 
 #[cfg(feature = "raft-rs")]

@@ -1523,3 +1523,24 @@ async fn read_replies_are_bounded_in_bytes() {
     assert!(resp.region_error.and_then(|e| e.region_not_found).is_some());
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_data_directory_of_another_cluster_is_refused() {
+    let mut a = Cluster::start(1).await;
+    a.put(b"k", b"v").await;
+    a.stop_store(0).await;
+    let b = Cluster::start(1).await;
+    let dir_of_a = a.dir.path().join("store-0");
+    let cfg = store_config(&dir_of_a, &b.pd_endpoint);
+    let err = flotilla_store::server::Store::start(cfg)
+        .await
+        .err()
+        .expect("a store of cluster A does not join cluster B");
+    assert!(
+        matches!(err, flotilla_store::server::StartError::WrongCluster { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("belongs to cluster"), "{err}");
+    b.shutdown().await;
+    a.shutdown().await;
+}

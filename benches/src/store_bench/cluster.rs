@@ -1,0 +1,342 @@
+//! The cluster under test: one PD member (`max-replicas = 3`) and three
+//! stores on loopback ports, with data directories under the benchmark's
+//! temporary directory. Either separate `flotilla` processes, killed when
+//! the [`Cluster`] is stopped or dropped (a panic or Ctrl-C included), or
+//! servers inside this process, started as the store tests' harness does.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use flotilla_pd::config::PdConfig;
+use flotilla_pd::server::PdServer;
+use flotilla_store::config::StoreConfig;
+use flotilla_store::server::Store;
+
+use super::{http, progress, Params, REPLICAS};
+use crate::pd_scale::client::Pd;
+
+/// How long PD and the stores get to start serving.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where one store serves.
+#[derive(Clone, Debug)]
+pub struct StoreAddrs {
+    /// gRPC (`Kv`), `host:port`.
+    pub kv: String,
+    /// Status HTTP (`/regions`, `/metrics`), `host:port`.
+    pub status: String,
+}
+
+/// A running PD and its stores.
+pub struct Cluster {
+    /// PD's gRPC address.
+    pub pd_client: String,
+    /// PD's HTTP address.
+    pub pd_http: String,
+    /// The stores, in start order.
+    pub stores: Vec<StoreAddrs>,
+    kind: Kind,
+}
+
+enum Kind {
+    Processes(Processes),
+    InProcess {
+        pd: Option<PdServer>,
+        stores: Vec<Store>,
+    },
+}
+
+impl Cluster {
+    /// Starts PD and [`REPLICAS`] stores under `dir`.
+    pub async fn start(params: &Params, dir: &Path) -> anyhow::Result<Cluster> {
+        let pd_client = free_addr()?;
+        let pd_peer = free_addr()?;
+        let pd_http = free_addr()?;
+        if params.in_process {
+            start_in_process(dir, pd_client, pd_peer, pd_http).await
+        } else {
+            let bin = match &params.flotilla_bin {
+                Some(b) => b.clone(),
+                None => default_bin()?,
+            };
+            anyhow::ensure!(
+                bin.is_file(),
+                "no flotilla binary at {} (build it with `cargo build --release`, or pass --flotilla-bin)",
+                bin.display()
+            );
+            start_processes(&bin, dir, pd_client, pd_peer, pd_http).await
+        }
+    }
+
+    /// "processes (BIN)" or "in-process".
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Processes(p) => format!("processes ({})", p.bin.display()),
+            Kind::InProcess { .. } => "in-process".into(),
+        }
+    }
+
+    /// Processes that exited while they should have been running, with the
+    /// end of their logs.
+    pub fn problems(&mut self) -> Vec<String> {
+        match &mut self.kind {
+            Kind::Processes(p) => p.exited(),
+            Kind::InProcess { .. } => Vec::new(),
+        }
+    }
+
+    /// Stops everything (processes are killed).
+    pub async fn stop(self) {
+        match self.kind {
+            Kind::Processes(p) => drop(p),
+            Kind::InProcess { pd, stores } => {
+                for s in stores {
+                    s.stop().await;
+                }
+                if let Some(pd) = pd {
+                    pd.stop().await;
+                }
+            }
+        }
+    }
+}
+
+async fn start_in_process(
+    dir: &Path,
+    pd_client: String,
+    pd_peer: String,
+    pd_http: String,
+) -> anyhow::Result<Cluster> {
+    let mut cfg = PdConfig {
+        name: "pd-0".into(),
+        data_dir: dir.join("pd"),
+        client_addr: pd_client.clone(),
+        peer_addr: pd_peer,
+        http_addr: pd_http.clone(),
+        ..PdConfig::default()
+    };
+    cfg.schedule.max_replicas = REPLICAS;
+    let pd = PdServer::start(cfg).await.context("starting PD")?;
+    Pd::connect(&pd_client, Some(&pd_http)).await?;
+    let mut stores = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..REPLICAS {
+        let cfg = StoreConfig {
+            pd: vec![pd_client.clone()],
+            addr: "127.0.0.1:0".into(),
+            status_addr: "127.0.0.1:0".into(),
+            data_dir: dir.join(format!("store-{i}")),
+            ..StoreConfig::default()
+        };
+        let store = Store::start(cfg)
+            .await
+            .with_context(|| format!("starting store {i}"))?;
+        addrs.push(StoreAddrs {
+            kv: store.addr().to_string(),
+            status: store.status_addr().to_string(),
+        });
+        stores.push(store);
+    }
+    Ok(Cluster {
+        pd_client,
+        pd_http,
+        stores: addrs,
+        kind: Kind::InProcess {
+            pd: Some(pd),
+            stores,
+        },
+    })
+}
+
+async fn start_processes(
+    bin: &Path,
+    dir: &Path,
+    pd_client: String,
+    pd_peer: String,
+    pd_http: String,
+) -> anyhow::Result<Cluster> {
+    let mut procs = Processes {
+        bin: bin.to_path_buf(),
+        children: Vec::new(),
+    };
+    let max_replicas = REPLICAS.to_string();
+    let pd_dir = dir.join("pd");
+    procs.spawn(
+        "pd-0",
+        &dir.join("pd.log"),
+        &[
+            "pd",
+            "--name",
+            "pd-0",
+            "--data-dir",
+            path_str(&pd_dir)?,
+            "--client-addr",
+            &pd_client,
+            "--peer-addr",
+            &pd_peer,
+            "--http-addr",
+            &pd_http,
+            "--max-replicas",
+            &max_replicas,
+        ],
+    )?;
+    procs.wait_listening(&pd_client).await?;
+    Pd::connect(&pd_client, Some(&pd_http)).await?;
+    let mut addrs = Vec::new();
+    for i in 0..REPLICAS {
+        let a = StoreAddrs {
+            kv: free_addr()?,
+            status: free_addr()?,
+        };
+        let data = dir.join(format!("store-{i}"));
+        procs.spawn(
+            &format!("store-{i}"),
+            &dir.join(format!("store-{i}.log")),
+            &[
+                "store",
+                "--pd",
+                &pd_client,
+                "--addr",
+                &a.kv,
+                "--status-addr",
+                &a.status,
+                "--data-dir",
+                path_str(&data)?,
+            ],
+        )?;
+        addrs.push(a);
+    }
+    for a in &addrs {
+        procs.wait_listening(&a.status).await?;
+        let started = Instant::now();
+        while let Err(e) = http::get(&a.status, "/status").await {
+            procs.check_alive()?;
+            if started.elapsed() > START_DEADLINE {
+                return Err(e.context(format!("store at {} never served /status", a.status)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(Cluster {
+        pd_client,
+        pd_http,
+        stores: addrs,
+        kind: Kind::Processes(procs),
+    })
+}
+
+/// Child processes, killed (SIGKILL) and reaped on drop.
+struct Processes {
+    bin: PathBuf,
+    children: Vec<(String, PathBuf, Child)>,
+}
+
+impl Processes {
+    fn spawn(&mut self, name: &str, log: &Path, args: &[&str]) -> anyhow::Result<()> {
+        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(&self.bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| {
+                format!("starting {name}: {} {}", self.bin.display(), args.join(" "))
+            })?;
+        progress(&format!("started {name} (pid {})", child.id()));
+        self.children
+            .push((name.to_string(), log.to_path_buf(), child));
+        Ok(())
+    }
+
+    /// Fails, with the end of its log, if some process has exited.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        match self.exited().into_iter().next() {
+            Some(problem) => bail!("{problem}"),
+            None => Ok(()),
+        }
+    }
+
+    /// One line (and log tail) per process that has exited.
+    fn exited(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, log, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                out.push(format!(
+                    "{name} (pid {}) exited ({status}); end of {} (kept only with --keep):\n{}",
+                    child.id(),
+                    log.display(),
+                    tail(log, 20)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Waits until something accepts TCP connections at `addr`.
+    async fn wait_listening(&mut self, addr: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            self.check_alive()?;
+            if started.elapsed() > START_DEADLINE {
+                bail!("nothing listens at {addr} after {START_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        // Stores first, PD last (the reverse of start order).
+        for (name, _, child) in self.children.iter_mut().rev() {
+            if let Err(e) = child.kill() {
+                progress(&format!("killing {name} (pid {}): {e}", child.id()));
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The last `n` lines of a log file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str()
+        .with_context(|| format!("path is not UTF-8: {}", p.display()))
+}
+
+/// The `flotilla` binary next to this executable (or next to its parent,
+/// when this runs from `deps/`).
+fn default_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let dir = exe.parent().context("this executable has no directory")?;
+    let mut candidates = vec![dir.join("flotilla")];
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        if let Some(parent) = dir.parent() {
+            candidates.push(parent.join("flotilla"));
+        }
+    }
+    Ok(candidates
+        .iter()
+        .find(|c| c.is_file())
+        .unwrap_or(&candidates[0])
+        .clone())
+}
+
+/// A loopback address with a port nobody listens on right now.
+fn free_addr() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}

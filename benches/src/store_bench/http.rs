@@ -1,0 +1,90 @@
+//! A minimal HTTP/1.1 GET over a tokio `TcpStream`, for the stores'
+//! status endpoints (`/regions`, `/status`, `/metrics`).
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Longest one request may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The body of `GET path` at `addr` (`host:port`); fails unless the answer
+/// is `200`.
+pub async fn get(addr: &str, path: &str) -> anyhow::Result<String> {
+    tokio::time::timeout(TIMEOUT, get_inner(addr, path))
+        .await
+        .map_err(|_| anyhow!("GET http://{addr}{path}: no answer within {TIMEOUT:?}"))?
+}
+
+async fn get_inner(addr: &str, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to http://{addr}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8(raw)
+        .with_context(|| format!("GET http://{addr}{path}: answer is not UTF-8"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("GET http://{addr}{path}: malformed answer"))?;
+    let status = head.lines().next().unwrap_or("no status line");
+    if !(status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200")) {
+        bail!("GET http://{addr}{path}: {status}");
+    }
+    if head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"))
+    {
+        return Ok(dechunk(body));
+    }
+    Ok(body.to_string())
+}
+
+/// Joins the chunks of a chunked HTTP/1.1 body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = size.split(';').next().unwrap_or_default().trim();
+        let Ok(size) = usize::from_str_radix(size, 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_chunks() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_a_plain_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        assert_eq!(get(&addr, "/status").await.unwrap(), "ok");
+    }
+}
