@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod http;
 pub mod idle_groups;
 pub mod pd_scale;
 pub mod raftcore_group;

@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use flotilla_proto::pdpb::pd_client::PdClient;
 use flotilla_proto::pdpb::{self, ErrorType, RequestHeader, ResponseHeader};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
 /// Longest a gRPC message may be (a full `ScanRegions` page is ~1 MiB).
@@ -97,7 +95,7 @@ impl Pd {
     /// The value of the Prometheus sample `series` (name with labels, as
     /// rendered) from the PD's `/metrics`; 0 if absent.
     pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
-        let text = http_get(&self.http_addr, "/metrics").await?;
+        let text = crate::http::get(&self.http_addr, "/metrics").await?;
         Ok(sample(&text, series).unwrap_or(0.0))
     }
 }
@@ -133,50 +131,6 @@ pub fn check(header: Option<&ResponseHeader>) -> anyhow::Result<()> {
     }
 }
 
-/// A minimal HTTP/1.1 GET: the body of `path` at `addr`.
-pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to PD HTTP at {addr}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8(raw).context("PD HTTP answer is not UTF-8")?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed HTTP answer from {addr}{path}"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!(
-            "GET {path}: {}",
-            head.lines().next().unwrap_or("no status line")
-        );
-    }
-    if head
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"))
-    {
-        return Ok(dechunk(body));
-    }
-    Ok(body.to_string())
-}
-
-/// Joins the chunks of a chunked HTTP/1.1 body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 /// The value of one sample in Prometheus text format.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
@@ -201,13 +155,5 @@ mod tests {
             Some(12345.0)
         );
         assert_eq!(sample(text, "flotilla_pd_regions"), None);
-    }
-
-    #[test]
-    fn joins_chunks() {
-        assert_eq!(
-            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "hello world"
-        );
     }
 }

@@ -304,7 +304,7 @@ struct PdCounts {
 impl PdCounts {
     async fn read(pd: &Pd) -> anyhow::Result<PdCounts> {
         let started = Instant::now();
-        let text = client::http_get(&pd.http_addr, "/metrics").await?;
+        let text = crate::http::get(&pd.http_addr, "/metrics").await?;
         let taken = started.elapsed();
         let get = |s| client::sample(&text, s).unwrap_or(0.0);
         Ok(PdCounts {

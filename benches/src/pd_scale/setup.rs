@@ -11,7 +11,7 @@ use flotilla_proto::bytes::Bytes;
 use flotilla_proto::{metapb, pdpb};
 use tokio::task::JoinHandle;
 
-use super::client::{check, http_get, Pd};
+use super::client::{check, Pd};
 use super::heartbeat::HeartbeatLoad;
 use super::layout::{key, FakeStore, Layout, REPLICAS};
 use super::rng::XorShift;
@@ -265,7 +265,7 @@ async fn check_routable(pd: &Pd, layout: &Layout, seed: u64) -> anyhow::Result<(
             layout.region_id(i)
         );
     }
-    let body = http_get(&pd.http_addr, "/pd/api/v1/regions?limit=0").await?;
+    let body = crate::http::get(&pd.http_addr, "/pd/api/v1/regions?limit=0").await?;
     let count = json_count(&body).context("no count in /pd/api/v1/regions")?;
     ensure!(
         count == layout.regions.len() as u64,

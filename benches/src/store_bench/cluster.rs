@@ -15,7 +15,8 @@ use flotilla_pd::server::PdServer;
 use flotilla_store::config::StoreConfig;
 use flotilla_store::server::Store;
 
-use super::{http, progress, Params, REPLICAS};
+use super::{progress, Params, REPLICAS};
+use crate::http;
 use crate::pd_scale::client::Pd;
 
 /// How long PD and the stores get to start serving.

@@ -4,7 +4,7 @@
 
 use crate::pd_scale::client::sample;
 
-use super::http;
+use crate::http;
 
 /// Log entries per round's write (one fsync).
 pub const ENTRIES: &str = "flotilla_store_log_persist_batch_entries";

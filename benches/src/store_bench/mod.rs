@@ -23,7 +23,6 @@
 //! [`report`] prints every run and the median over `--runs`.
 
 pub mod cluster;
-pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod reference;

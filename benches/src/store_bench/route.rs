@@ -18,7 +18,8 @@ use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 
 use super::cluster::StoreAddrs;
-use super::{http, REPLICAS};
+use super::REPLICAS;
+use crate::http;
 
 /// How long to wait for every region to have a leader (first discovery:
 /// also for the first region's voters).

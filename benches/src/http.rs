@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 GET over a tokio `TcpStream`, for the stores'
-//! status endpoints (`/regions`, `/status`, `/metrics`).
+//! A minimal HTTP/1.1 GET over a tokio `TcpStream`, for the benchmarks' reads of
+//! status and metrics endpoints (PD's `/metrics`; the stores'
+//! `/regions`, `/status`, `/metrics`).
 
 use std::time::Duration;
 
