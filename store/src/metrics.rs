@@ -25,9 +25,9 @@ pub struct StoreMetrics {
     /// Duration of one apply batch's write.
     pub apply_duration: Histogram,
     /// Raft messages sent, by type.
-    pub messages_sent: IntCounterVec,
+    pub messages_sent: ByType,
     /// Raft messages received, by type.
-    pub messages_received: IntCounterVec,
+    pub messages_received: ByType,
     /// Messages per batch sent to one store.
     pub send_batch_size: Histogram,
     /// Messages dropped because a link's queue was full or the store was
@@ -148,18 +148,18 @@ impl StoreMetrics {
                 "flotilla_store_apply_write_duration_seconds",
                 "Duration of one apply batch's write.",
             ),
-            messages_sent: counter_vec(
+            messages_sent: ByType::new(counter_vec(
                 &r,
                 "flotilla_store_raft_messages_sent_total",
                 "Raft messages sent, by type.",
                 &["type"],
-            ),
-            messages_received: counter_vec(
+            )),
+            messages_received: ByType::new(counter_vec(
                 &r,
                 "flotilla_store_raft_messages_received_total",
                 "Raft messages received, by type.",
                 &["type"],
-            ),
+            )),
             send_batch_size: counts(
                 &r,
                 "flotilla_store_raft_send_batch_messages",
@@ -229,17 +229,51 @@ impl Default for StoreMetrics {
     }
 }
 
-/// The metric label of a raftcore message type.
-pub fn message_type_label(t: raftcore::MessageType) -> &'static str {
+/// The metric labels of raftcore message types, in [`label_index`] order.
+const MESSAGE_LABELS: [&str; 8] = [
+    "append",
+    "append_response",
+    "heartbeat",
+    "heartbeat_response",
+    "snapshot",
+    "vote",
+    "vote_response",
+    "other",
+];
+
+/// Where a message type's label sits in [`MESSAGE_LABELS`].
+fn label_index(t: raftcore::MessageType) -> usize {
     use raftcore::MessageType::*;
     match t {
-        Append => "append",
-        AppendResponse => "append_response",
-        Heartbeat => "heartbeat",
-        HeartbeatResponse => "heartbeat_response",
-        Snapshot => "snapshot",
-        Vote | PreVote => "vote",
-        VoteResponse | PreVoteResponse => "vote_response",
-        _ => "other",
+        Append => 0,
+        AppendResponse => 1,
+        Heartbeat => 2,
+        HeartbeatResponse => 3,
+        Snapshot => 4,
+        Vote | PreVote => 5,
+        VoteResponse | PreVoteResponse => 6,
+        _ => 7,
+    }
+}
+
+/// A counter per Raft message type, resolved once (counting a message is
+/// then one atomic add, not a label lookup).
+pub struct ByType {
+    counters: Vec<IntCounter>,
+}
+
+impl ByType {
+    fn new(vec: IntCounterVec) -> ByType {
+        ByType {
+            counters: MESSAGE_LABELS
+                .iter()
+                .map(|l| vec.with_label_values(&[*l]))
+                .collect(),
+        }
+    }
+
+    /// Counts one message of type `t`.
+    pub fn inc(&self, t: raftcore::MessageType) {
+        self.counters[label_index(t)].inc();
     }
 }

@@ -71,12 +71,17 @@ impl StoreContext {
 
     /// Publishes a region's metadata.
     pub fn publish(&self, meta: RegionMeta) {
+        let leads = meta.is_leader;
         let mut regions = self.regions.write();
-        regions.insert(meta.region.id, meta);
+        let led = regions
+            .insert(meta.region.id, meta)
+            .is_some_and(|old| old.is_leader);
         self.metrics.regions.set(regions.len() as i64);
-        self.metrics
-            .leaders
-            .set(regions.values().filter(|m| m.is_leader).count() as i64);
+        match (led, leads) {
+            (false, true) => self.metrics.leaders.inc(),
+            (true, false) => self.metrics.leaders.dec(),
+            _ => {}
+        }
     }
 }
 

@@ -10,7 +10,6 @@ use raftcore::{codec, Message, MessageType};
 use super::Peer;
 use crate::apply::ApplyTask;
 use crate::driver::context::PeerContext;
-use crate::metrics::message_type_label;
 
 impl Peer {
     /// Picks up what the apply pool finished since the last round.
@@ -157,11 +156,7 @@ impl Peer {
                 continue;
             };
             let is_snapshot = m.msg_type == MessageType::Snapshot;
-            cx.store
-                .metrics
-                .messages_sent
-                .with_label_values(&[message_type_label(m.msg_type)])
-                .inc();
+            cx.store.metrics.messages_sent.inc(m.msg_type);
             let envelope = self.envelope(&m, to);
             cx.outbound.push(after_persist, envelope, is_snapshot);
         }

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::filter::{Direction, FilterChain};
 use super::snapshot::announced;
 use crate::driver::handler::PeerRouter;
-use crate::metrics::{message_type_label, StoreMetrics};
+use crate::metrics::StoreMetrics;
 use crate::peer::msg::{InboundRaft, PeerMsg};
 use crate::snap::SnapManager;
 
@@ -80,10 +80,7 @@ impl RaftService {
                 return;
             }
         };
-        self.metrics
-            .messages_received
-            .with_label_values(&[message_type_label(message.msg_type)])
-            .inc();
+        self.metrics.messages_received.inc(message.msg_type);
         let region_id = envelope.region_id;
         let msg = PeerMsg::Raft(Box::new(InboundRaft { envelope, message }));
         if self.router.send(region_id, msg).is_err() {
