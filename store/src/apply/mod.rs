@@ -88,7 +88,8 @@ pub enum ApplyTask {
         /// Its term.
         term: u64,
     },
-    /// Build a snapshot of the region as applied so far, for followers.
+    /// Build a snapshot of the region as applied so far, for followers
+    /// (on a builder thread; the region's later tasks wait for it).
     GenSnapshot {
         /// The region.
         region_id: u64,

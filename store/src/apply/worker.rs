@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use flotilla_proto::kvrpcpb::RegionError;
 use flotilla_proto::metapb;
 use flotilla_proto::raft_cmdpb::RaftCmdRequest;
@@ -32,6 +32,10 @@ struct Delegate {
     apply_state: RaftApplyState,
     applied_term: u64,
     progress: ApplyProgress,
+    /// While a snapshot of the region is being built from the live
+    /// engine, the region's further tasks wait here (other regions of this
+    /// thread go on).
+    held: Option<VecDeque<ApplyTask>>,
 }
 
 /// The state of one apply thread.
@@ -41,6 +45,9 @@ pub(super) struct Worker {
     wake: Wake,
     delegates: HashMap<u64, Delegate>,
     metrics: Arc<StoreMetrics>,
+    /// Snapshot builders report the region they finished here.
+    built_tx: Sender<u64>,
+    built_rx: Receiver<u64>,
 }
 
 /// One write batch being filled, and what to deliver once it is written.
@@ -67,24 +74,55 @@ impl Worker {
         wake: Wake,
         metrics: Arc<StoreMetrics>,
     ) -> Worker {
+        let (built_tx, built_rx) = crossbeam_channel::unbounded();
         Worker {
             engine,
             snap,
             wake,
             delegates: HashMap::new(),
             metrics,
+            built_tx,
+            built_rx,
         }
     }
 
     pub(super) fn run(mut self, rx: Receiver<ApplyTask>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = Batch::default();
-            let tasks = std::iter::once(first).chain(rx.try_iter().take(MAX_TASKS_PER_BATCH - 1));
-            for task in tasks.collect::<Vec<_>>() {
-                self.handle(task, &mut batch);
+        loop {
+            let built_rx = self.built_rx.clone();
+            crossbeam_channel::select! {
+                recv(rx) -> first => {
+                    let Ok(first) = first else { return };
+                    let mut batch = Batch::default();
+                    let tasks =
+                        std::iter::once(first).chain(rx.try_iter().take(MAX_TASKS_PER_BATCH - 1));
+                    for task in tasks.collect::<Vec<_>>() {
+                        self.handle(task, &mut batch);
+                    }
+                    self.flush(batch);
+                }
+                recv(built_rx) -> region_id => {
+                    if let Ok(region_id) = region_id {
+                        self.resume(region_id);
+                    }
+                }
             }
-            self.flush(batch);
         }
+    }
+
+    /// A region's snapshot is built: apply what waited meanwhile.
+    fn resume(&mut self, region_id: u64) {
+        let Some(held) = self
+            .delegates
+            .get_mut(&region_id)
+            .and_then(|d| d.held.take())
+        else {
+            return;
+        };
+        let mut batch = Batch::default();
+        for task in held {
+            self.handle(task, &mut batch);
+        }
+        self.flush(batch);
     }
 
     /// Writes the batch (data and the apply states of the regions it
@@ -134,6 +172,19 @@ impl Worker {
     }
 
     fn handle(&mut self, task: ApplyTask, batch: &mut Batch) {
+        let held = match &task {
+            ApplyTask::Apply { region_id, .. }
+            | ApplyTask::CompactLog { region_id, .. }
+            | ApplyTask::GenSnapshot { region_id } => self
+                .delegates
+                .get_mut(region_id)
+                .and_then(|d| d.held.as_mut()),
+            ApplyTask::Register { .. } | ApplyTask::Unregister { .. } => None,
+        };
+        if let Some(held) = held {
+            held.push_back(task);
+            return;
+        }
         match task {
             ApplyTask::Register {
                 region,
@@ -146,6 +197,7 @@ impl Worker {
                     apply_state,
                     applied_term,
                     progress,
+                    held: None,
                 };
                 self.delegates.insert(delegate.region.id, delegate);
             }
@@ -168,10 +220,10 @@ impl Worker {
             }
             ApplyTask::GenSnapshot { region_id } => {
                 // The region's data must be written up to the applied index
-                // the snapshot claims: flush first. While this thread builds
-                // the file nothing else writes the region's keys.
+                // the snapshot claims: flush first. While the builder reads
+                // the region's range nothing writes it — its tasks are held.
                 self.flush(std::mem::take(batch));
-                self.build_snapshot(region_id);
+                self.start_snapshot(region_id);
             }
             ApplyTask::Apply {
                 region_id,
@@ -203,23 +255,63 @@ impl Worker {
         }
     }
 
-    fn build_snapshot(&mut self, region_id: u64) {
-        let Some(d) = self.delegates.get(&region_id) else {
+    /// Builds a snapshot of the region as applied so far on a thread of
+    /// its own (reading up to a region's size), holding only this region's
+    /// tasks until it is done.
+    fn start_snapshot(&mut self, region_id: u64) {
+        let Some(d) = self.delegates.get_mut(&region_id) else {
             return;
         };
-        let index = d.apply_state.applied_index;
+        d.held = Some(VecDeque::new());
+        let job = SnapshotJob {
+            engine: self.engine.clone(),
+            snap: self.snap.clone(),
+            region: d.region.clone(),
+            index: d.apply_state.applied_index,
+            term: d.applied_term,
+            progress: d.progress.clone(),
+            wake: self.wake.clone(),
+            done: self.built_tx.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("snap-gen-{region_id}"))
+            .spawn(move || job.run());
+        if let Err(e) = spawned {
+            tracing::warn!(region = region_id, error = %e, "no thread to build a snapshot");
+            d.progress.lock().snapshot = Some(None);
+            d.held = None;
+            (self.wake)(region_id);
+        }
+    }
+}
+
+/// One snapshot to build, off the apply thread.
+struct SnapshotJob {
+    engine: Engine,
+    snap: SnapManager,
+    region: metapb::Region,
+    index: u64,
+    term: u64,
+    progress: ApplyProgress,
+    wake: Wake,
+    done: Sender<u64>,
+}
+
+impl SnapshotJob {
+    fn run(self) {
+        let region_id = self.region.id;
         let key = SnapKey {
             region_id,
-            term: d.applied_term,
-            index,
+            term: self.term,
+            index: self.index,
         };
-        let built = match self.snap.build(&self.engine, key, &d.region) {
+        let built = match self.snap.build(&self.engine, key, &self.region) {
             Ok(data) => Some(Snapshot {
                 data: data.encode_to_vec().into(),
                 metadata: SnapshotMetadata {
-                    conf_state: conf_state_of(&d.region),
-                    index,
-                    term: d.applied_term,
+                    conf_state: conf_state_of(&self.region),
+                    index: self.index,
+                    term: self.term,
                 },
             }),
             Err(e) => {
@@ -227,7 +319,8 @@ impl Worker {
                 None
             }
         };
-        d.progress.lock().snapshot = Some(built);
+        self.progress.lock().snapshot = Some(built);
+        let _ = self.done.send(region_id);
         (self.wake)(region_id);
     }
 }
@@ -284,5 +377,106 @@ fn execute_entry(
     match exec::execute(engine, &d.region, cmd, &mut batch.wb, &mut batch.overlay) {
         Ok(result) => result,
         Err(e) => panic!("apply read failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use flotilla_proto::raft_cmdpb::{request::Cmd, PutRequest, Request};
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::apply::Progress;
+    use crate::engine::CF_DEFAULT;
+
+    fn put_entry(index: u64) -> Entry {
+        let cmd = RaftCmdRequest {
+            header: None,
+            requests: vec![Request {
+                cmd: Some(Cmd::Put(PutRequest {
+                    key: format!("k{index:02}").into(),
+                    value: "v".into(),
+                })),
+            }],
+        };
+        Entry {
+            index,
+            term: 6,
+            entry_type: EntryType::Normal,
+            data: cmd.encode_to_vec().into(),
+        }
+    }
+
+    /// A snapshot holds exactly the region as of its index, even with the
+    /// region's later entries queued behind the request; those apply once
+    /// the build is done.
+    #[test]
+    fn a_snapshot_holds_exactly_its_index_and_later_entries_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&dir.path().join("db")).unwrap();
+        let snap = SnapManager::new(dir.path().join("snap")).unwrap();
+        let metrics = Arc::new(StoreMetrics::new());
+        let worker = Worker::new(engine.clone(), snap.clone(), Arc::new(|_| {}), metrics);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let progress: ApplyProgress = Arc::new(Mutex::new(Progress::default()));
+        let region = metapb::Region {
+            id: 9,
+            peers: vec![metapb::Peer {
+                id: 90,
+                store_id: 1,
+                role: 0,
+            }],
+            ..Default::default()
+        };
+        tx.send(ApplyTask::Register {
+            region,
+            apply_state: RaftApplyState {
+                applied_index: 5,
+                truncated_index: 5,
+                truncated_term: 5,
+            },
+            applied_term: 5,
+            progress: progress.clone(),
+        })
+        .unwrap();
+        let apply = |range: std::ops::RangeInclusive<u64>| ApplyTask::Apply {
+            region_id: 9,
+            entries: range.map(put_entry).collect(),
+            proposals: Vec::new(),
+        };
+        tx.send(apply(6..=10)).unwrap();
+        tx.send(ApplyTask::GenSnapshot { region_id: 9 }).unwrap();
+        for i in 11..=60 {
+            tx.send(apply(i..=i)).unwrap();
+        }
+        let thread = std::thread::spawn(move || worker.run(rx));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let snapshot = loop {
+            if let Some(s) = progress.lock().snapshot.take() {
+                break s.expect("the snapshot builds");
+            }
+            assert!(Instant::now() < deadline, "no snapshot");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(snapshot.metadata.index, 10);
+        let data = flotilla_proto::raft_serverpb::SnapshotData::decode(snapshot.data).unwrap();
+        assert_eq!(data.kv_count, 5, "entries 6..=10 and nothing later");
+        loop {
+            let applied = progress
+                .lock()
+                .applied
+                .as_ref()
+                .map(|r| r.apply_state.applied_index);
+            if applied == Some(60) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "held entries never applied");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(engine.get(CF_DEFAULT, b"k60").unwrap().is_some());
+        drop(tx);
+        thread.join().unwrap();
     }
 }
