@@ -143,11 +143,16 @@ impl PeerStorage {
         let apply_state = engine
             .get_msg::<RaftApplyState>(CF_META, &apply_state_key(region_id))?
             .unwrap_or_default();
-        let hard_state = match engine.get(CF_RAFT, &hard_state_key(region_id))? {
+        let mut hard_state = match engine.get(CF_RAFT, &hard_state_key(region_id))? {
             Some(v) => codec::decode_hard_state(&Bytes::from(v))
                 .map_err(|e| EngineError::corrupt(format!("region {region_id} hard state"), e))?,
             None => HardState::default(),
         };
+        // The apply batch of a round can reach the disk before the round's
+        // own (unsynced) commit-only hard state; after a power loss the
+        // apply state may then be ahead of the commit index. What was
+        // applied was committed, so the commit index is at least that.
+        hard_state.commit = hard_state.commit.max(apply_state.applied_index);
         let mut storage = PeerStorage {
             engine,
             region,
@@ -675,6 +680,35 @@ mod tests {
         assert_eq!(cs.voters_outgoing, vec![1, 2, 4]);
         assert_eq!(cs.learners_next, vec![4]);
         assert!(cs.auto_leave);
+    }
+
+    #[test]
+    fn a_commit_index_behind_the_applied_index_is_raised_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, mut s) = fresh(&dir);
+        let entries: Vec<Entry> = (6..=8).map(|i| entry(i, 6, 10)).collect();
+        append(&engine, &mut s, &entries);
+        // The apply state reached the disk; the hard state committing the
+        // entries did not.
+        let mut wb = WriteBatch::default();
+        let applied = RaftApplyState {
+            applied_index: 8,
+            truncated_index: INIT_INDEX,
+            truncated_term: INIT_TERM,
+        };
+        wb.put_cf(
+            engine.cf(CF_META),
+            apply_state_key(7),
+            applied.encode_to_vec(),
+        );
+        engine.write(wb, true).unwrap();
+        let reloaded = PeerStorage::load(engine, 7).unwrap().unwrap();
+        assert_eq!(reloaded.initial_state().unwrap().hard_state.commit, 8);
+        let cfg = raftcore::Config {
+            applied: 8,
+            ..raftcore::Config::new(1)
+        };
+        assert!(raftcore::RawNode::new(&cfg, reloaded).is_ok());
     }
 
     #[test]
