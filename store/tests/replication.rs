@@ -139,3 +139,48 @@ async fn pd_learns_each_new_leader_from_the_heartbeats() {
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_store_metric_family_is_exported() {
+    let cluster = Cluster::start(1).await;
+    cluster.put(b"m", b"1").await;
+    assert_eq!(cluster.get(b"m").await, Some(b"1".to_vec()));
+    let text = cluster.store(0).context().metrics.render();
+    for family in [
+        "flotilla_store_proposals_total",
+        "flotilla_store_propose_duration_seconds",
+        "flotilla_store_log_persist_duration_seconds",
+        "flotilla_store_log_persist_batch_regions",
+        "flotilla_store_log_persist_batch_entries",
+        "flotilla_store_write_commit_apply_duration_seconds",
+        "flotilla_store_apply_write_duration_seconds",
+        "flotilla_store_raft_send_batch_messages",
+        "flotilla_store_raft_messages_dropped_total",
+        "flotilla_store_regions",
+        "flotilla_store_leaders",
+        "flotilla_store_hibernated_regions",
+        "flotilla_store_splits_total",
+        "flotilla_store_lease_reads_total",
+        "flotilla_store_read_index_reads_total",
+        "flotilla_store_kv_requests_total",
+        "flotilla_store_kv_request_duration_seconds",
+        "flotilla_store_engine_live_data_bytes",
+        "flotilla_store_engine_write_stall",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
+    }
+    let line = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(line("flotilla_store_regions"), 1.0);
+    assert_eq!(line("flotilla_store_leaders"), 1.0);
+    assert!(line("flotilla_store_proposals_total") >= 1.0);
+    assert!(line("flotilla_store_log_persist_batch_entries_count") >= 1.0);
+    cluster.shutdown().await;
+}
