@@ -101,6 +101,15 @@ async fn a_store_behind_the_truncated_log_catches_up_by_snapshot() {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(applied >= 1, "the lagging store applied no snapshot");
+    // Snapshot files do not outlive their use, on either side.
+    wait_for("snapshot files to be collected", LONG, || async {
+        cluster.stores.iter().flatten().all(|s| {
+            std::fs::read_dir(s.context().snap.dir())
+                .map(|d| d.count() == 0)
+                .unwrap_or(false)
+        })
+    })
+    .await;
     // It keeps replicating after the snapshot.
     cluster.put(b"after", b"snapshot").await;
     wait_for("replication after the snapshot", LONG, || async {

@@ -196,6 +196,7 @@ impl Peer {
         self.last_tick = now;
         if gc_due {
             self.maybe_compact_log(cx);
+            self.maybe_drop_built_snapshot(cx);
         }
     }
 

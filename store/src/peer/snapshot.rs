@@ -61,6 +61,24 @@ impl Peer {
         self.node.storage_mut().set_snapshot(snapshot);
     }
 
+    /// Drops the built snapshot and its file once no follower is being
+    /// sent one (checked every `log-gc-interval`): a later lagging
+    /// follower gets a fresh one.
+    pub(super) fn maybe_drop_built_snapshot(&mut self, cx: &mut PeerContext) {
+        let Some(built) = self.node.storage().built_snapshot() else {
+            return;
+        };
+        let sending = self.node.status().progress.is_some_and(|p| {
+            p.values()
+                .any(|pr| pr.state == raftcore::tracker::ProgressState::Snapshot)
+        });
+        if sending || self.snapshot_building {
+            return;
+        }
+        let _ = cx.store.snap.delete(snap_key(self.region().id, built));
+        self.node.storage_mut().clear_snapshot();
+    }
+
     /// Adds a received snapshot's data and states to the round's batch.
     pub(super) fn apply_snapshot(&mut self, cx: &mut PeerContext, snapshot: &Snapshot) {
         let region_id = self.region().id;

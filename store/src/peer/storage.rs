@@ -331,6 +331,11 @@ impl PeerStorage {
         self.snapshot = Some(snapshot);
     }
 
+    /// Stops offering the built snapshot.
+    pub fn clear_snapshot(&mut self) {
+        self.snapshot = None;
+    }
+
     /// The snapshot offered to followers, if any.
     pub fn built_snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
