@@ -14,6 +14,8 @@ use flotilla_proto::kvrpcpb::*;
 use flotilla_proto::metapb;
 use flotilla_store::config::StoreConfig;
 use flotilla_store::server::Store;
+
+pub mod kv;
 use tonic::transport::Channel;
 
 /// Generous deadline for anything that should happen "soon" on a loaded
