@@ -200,8 +200,9 @@ fn scan_bounds(region: &metapb::Region, req: &RawScanRequest) -> (Bytes, Bytes) 
     }
 }
 
-/// Responses that carry a region error.
-trait HasRegionError {
+/// Responses that carry a region error (every `Raw*Response`).
+pub trait HasRegionError {
+    /// The region error, if the store could not serve the request.
     fn region_error(&self) -> Option<&RegionError>;
 }
 

@@ -10,6 +10,8 @@ use flotilla_proto::kvrpcpb::*;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+pub use flotilla_store::kv::service::HasRegionError;
+
 use super::{wait_for, Cluster, LONG};
 
 /// The documented limits (kvrpcpb.proto), spelled out independently of
@@ -91,35 +93,8 @@ pub async fn wait_everywhere(cluster: &Cluster, key: &[u8], value: &[u8]) {
     .await;
 }
 
-/// Responses that carry a region error.
-pub trait HasRegionError: Debug {
-    fn region_error(&self) -> Option<&RegionError>;
-}
-
-macro_rules! has_region_error {
-    ($($t:ty),*) => {$(
-        impl HasRegionError for $t {
-            fn region_error(&self) -> Option<&RegionError> {
-                self.region_error.as_ref()
-            }
-        }
-    )*};
-}
-
-has_region_error!(
-    RawGetResponse,
-    RawBatchGetResponse,
-    RawPutResponse,
-    RawBatchPutResponse,
-    RawDeleteResponse,
-    RawBatchDeleteResponse,
-    RawScanResponse,
-    RawDeleteRangeResponse,
-    RawCompareAndSwapResponse
-);
-
 /// The region error of a response that must have one.
-pub fn expect_region_error<T: HasRegionError>(
+pub fn expect_region_error<T: HasRegionError + Debug>(
     what: &str,
     r: Result<tonic::Response<T>, Status>,
 ) -> RegionError {
@@ -134,7 +109,10 @@ pub fn expect_region_error<T: HasRegionError>(
 }
 
 /// A response that must have succeeded.
-pub fn expect_ok<T: HasRegionError>(what: &str, r: Result<tonic::Response<T>, Status>) -> T {
+pub fn expect_ok<T: HasRegionError + Debug>(
+    what: &str,
+    r: Result<tonic::Response<T>, Status>,
+) -> T {
     match r {
         Ok(r) => {
             let r = r.into_inner();
