@@ -17,7 +17,11 @@
 //!   file per operation: [`peer::propose`], [`peer::read`] (lease,
 //!   ReadIndex, follower reads), [`peer::ready`], [`peer::snapshot`]. Every
 //!   peer is made by [`driver::system::RaftSystem::create_peer`].
-//! - [`apply`]: the apply pool — data and apply state in one unsynced batch.
+//! - [`apply`]: the apply pool — data and apply state in one unsynced batch;
+//!   [`apply::admin`]: what a split does on every replica.
+//! - Region lifecycle: [`split_check`] measures led regions and picks cut
+//!   keys; [`peer::split`] asks PD for IDs (through the [`pd_task`] queue),
+//!   proposes the split and starts the new regions' peers.
 //! - [`transport`]: one gRPC stream per destination store, snapshots on
 //!   their own RPC, a filter chain for tests; [`snap`]: snapshot files.
 //! - [`kv`]: the raw KV service and its limits; [`region_error`]: the typed
@@ -45,9 +49,11 @@ pub mod engine;
 pub mod fail;
 pub mod kv;
 pub mod metrics;
+pub mod pd_task;
 pub mod peer;
 pub mod poll;
 pub mod region_error;
 pub mod server;
 pub mod snap;
+pub mod split_check;
 pub mod transport;

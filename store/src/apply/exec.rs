@@ -168,6 +168,7 @@ mod tests {
         raft_cmdpb::RaftCmdRequest {
             header: None,
             requests,
+            admin: None,
         }
     }
 

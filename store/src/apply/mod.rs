@@ -10,6 +10,7 @@
 //! exactly where the persisted state ends. Then it answers the proposals
 //! and tells each region's peer how far it got.
 
+pub mod admin;
 pub mod exec;
 mod worker;
 
@@ -36,6 +37,8 @@ pub struct Progress {
     pub applied: Option<ApplyResult>,
     /// A snapshot built on request (`Some(None)`: building failed).
     pub snapshot: Option<Option<Snapshot>>,
+    /// Admin commands applied since the peer last looked, in order.
+    pub results: Vec<admin::ExecResult>,
 }
 
 /// A region's [`Progress`] cell.

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use flotilla_proto::kvrpcpb::RegionError;
 use flotilla_proto::metapb;
-use flotilla_proto::raft_cmdpb::RaftCmdRequest;
+use flotilla_proto::raft_cmdpb::{admin_request, AdminRequest, RaftCmdHeader, RaftCmdRequest};
 use flotilla_proto::raft_serverpb::RaftApplyState;
 use prost::Message as _;
 use raftcore::{Entry, EntryType, Snapshot, SnapshotMetadata};
 use rocksdb::WriteBatch;
 
+use super::admin::{self, ExecResult};
 use super::exec::{self, Overlay};
 use super::{ApplyProgress, ApplyTask, Proposal, Wake};
 use crate::engine::keys::apply_state_key;
@@ -32,6 +33,8 @@ struct Delegate {
     apply_state: RaftApplyState,
     applied_term: u64,
     progress: ApplyProgress,
+    /// Bytes of commands applied since registration.
+    written_bytes: u64,
     /// While a snapshot of the region is being built from the live
     /// engine, the region's further tasks wait here (other regions of this
     /// thread go on).
@@ -57,6 +60,8 @@ struct Batch {
     overlay: Overlay,
     touched: Vec<u64>,
     replies: Vec<(WriteCallback, Result<WriteResponse, RegionError>)>,
+    /// Admin results for the regions' peers, in apply order.
+    results: Vec<(u64, ExecResult)>,
 }
 
 impl Batch {
@@ -132,6 +137,7 @@ impl Worker {
             mut wb,
             touched,
             replies,
+            results,
             ..
         } = batch;
         if touched.is_empty() {
@@ -160,12 +166,22 @@ impl Worker {
         for (cb, result) in replies {
             let _ = cb.send(result);
         }
+        // Group the admin results by region, keeping each region's order.
+        let mut results = results;
+        results.sort_by_key(|(id, _)| touched.iter().position(|t| t == id));
+        let mut results = results.into_iter().peekable();
         for id in touched {
             if let Some(d) = self.delegates.get(&id) {
-                d.progress.lock().applied = Some(ApplyResult {
+                let mut progress = d.progress.lock();
+                progress.applied = Some(ApplyResult {
                     apply_state: d.apply_state,
                     applied_term: d.applied_term,
+                    written_bytes: d.written_bytes,
                 });
+                while let Some((_, r)) = results.next_if(|(rid, _)| *rid == id) {
+                    progress.results.push(r);
+                }
+                drop(progress);
                 (self.wake)(id);
             }
         }
@@ -197,6 +213,7 @@ impl Worker {
                     apply_state,
                     applied_term,
                     progress,
+                    written_bytes: 0,
                     held: None,
                 };
                 self.delegates.insert(delegate.region.id, delegate);
@@ -336,6 +353,7 @@ fn apply_entry(
         return;
     }
     let result = execute_entry(engine, d, &entry, batch);
+    d.written_bytes += entry.data.len() as u64;
     while let Some(p) = proposals.front() {
         if p.index > entry.index {
             break;
@@ -356,7 +374,7 @@ fn apply_entry(
 
 fn execute_entry(
     engine: &Engine,
-    d: &Delegate,
+    d: &mut Delegate,
     entry: &Entry,
     batch: &mut Batch,
 ) -> Result<WriteResponse, RegionError> {
@@ -374,10 +392,48 @@ fn execute_entry(
             return Err(region_error::stale_command());
         }
     };
+    if let Some(admin) = cmd.admin {
+        return execute_admin(engine, d, cmd.header, admin, batch);
+    }
     match exec::execute(engine, &d.region, cmd, &mut batch.wb, &mut batch.overlay) {
         Ok(result) => result,
         Err(e) => panic!("apply read failed: {e}"),
     }
+}
+
+fn execute_admin(
+    engine: &Engine,
+    d: &mut Delegate,
+    header: Option<RaftCmdHeader>,
+    admin: AdminRequest,
+    batch: &mut Batch,
+) -> Result<WriteResponse, RegionError> {
+    let proposed = header.and_then(|h| h.region_epoch).unwrap_or_default();
+    let result = match admin.cmd {
+        Some(admin_request::Cmd::Splits(req)) => {
+            admin::exec_split(engine, &d.region, proposed, &req, &mut batch.wb)
+        }
+        None => return Err(region_error::stale_command()),
+    };
+    let result = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(refusal)) => return Err(refusal),
+        Err(e) => panic!("apply read failed: {e}"),
+    };
+    let ExecResult::Split { regions, .. } = &result;
+    tracing::info!(
+        region = d.region.id,
+        into = regions.len(),
+        version = regions[0].region_epoch.map_or(0, |e| e.version),
+        "region split"
+    );
+    d.region = regions[0].clone();
+    let response = WriteResponse {
+        regions: regions.clone(),
+        ..Default::default()
+    };
+    batch.results.push((d.region.id, result));
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -394,6 +450,7 @@ mod tests {
     fn put_entry(index: u64) -> Entry {
         let cmd = RaftCmdRequest {
             header: None,
+            admin: None,
             requests: vec![Request {
                 cmd: Some(Cmd::Put(PutRequest {
                     key: format!("k{index:02}").into(),

@@ -11,11 +11,14 @@ use flotilla_proto::raft_serverpb::RaftMessage;
 use parking_lot::{Mutex, RwLock};
 use rocksdb::WriteBatch;
 
+use super::handler::PeerRouter;
 use crate::apply::ApplyPool;
 use crate::config::StoreConfig;
 use crate::engine::Engine;
 use crate::metrics::StoreMetrics;
+use crate::pd_task::{PdScheduler, PdTask};
 use crate::snap::SnapManager;
+use crate::split_check::SplitChecker;
 
 /// What the store publishes about each of its regions (for PD heartbeats
 /// and the status pages), updated by the peers.
@@ -31,6 +34,10 @@ pub struct RegionMeta {
     pub leader: Option<metapb::Peer>,
     /// Raft term when last published.
     pub term: u64,
+    /// Bytes of data in the region, as last measured (0: not yet).
+    pub approximate_size: u64,
+    /// Keys in the region, as last measured.
+    pub approximate_keys: u64,
 }
 
 /// Shared by every poller, apply thread and service of one store.
@@ -55,6 +62,12 @@ pub struct StoreContext {
     /// Regions whose leadership or range changed since the PD worker last
     /// looked (their heartbeats go out at once).
     pub changed: Mutex<Vec<u64>>,
+    /// Work for the PD worker.
+    pub pd_tasks: PdScheduler,
+    /// Measures regions and picks split keys.
+    pub split_checker: SplitChecker,
+    /// Held while a peer is created or destroyed.
+    pub lifecycle: Mutex<()>,
 }
 
 impl StoreContext {
@@ -67,6 +80,15 @@ impl StoreContext {
     /// Notes a leadership change of `region_id` (for heartbeats).
     pub fn note_role_change(&self, region_id: u64) {
         self.changed.lock().push(region_id);
+    }
+
+    /// Queues work for the PD worker; gives the task back if its queue is
+    /// full (or it stopped).
+    pub fn schedule_pd(&self, task: PdTask) -> Result<(), PdTask> {
+        self.pd_tasks.try_send(task).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(t)
+            | tokio::sync::mpsc::error::TrySendError::Closed(t) => t,
+        })
     }
 
     /// Publishes a region's metadata.
@@ -136,4 +158,6 @@ pub struct PeerContext<'a> {
     pub rewake: &'a mut Vec<u64>,
     /// Counts for the metrics.
     pub round_stats: &'a mut RoundStats,
+    /// Every region's mailbox (to create or reach other regions' peers).
+    pub router: &'a PeerRouter,
 }

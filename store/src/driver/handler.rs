@@ -43,9 +43,14 @@ struct Round {
 }
 
 impl Round {
-    fn context<'a>(&'a mut self, store: &'a StoreContext) -> PeerContext<'a> {
+    fn context<'a>(
+        &'a mut self,
+        store: &'a StoreContext,
+        router: &'a PeerRouter,
+    ) -> PeerContext<'a> {
         PeerContext {
             store,
+            router,
             wb: &mut self.wb,
             must_sync: &mut self.must_sync,
             outbound: &mut self.outbound,
@@ -103,7 +108,7 @@ impl RaftHandler {
 impl Handler<Peer, PeerMsg> for RaftHandler {
     fn handle(&mut self, _region_id: u64, peer: &mut Peer, msgs: Vec<PeerMsg>) {
         let now = self.store.current_tick();
-        let mut cx = self.round.context(&self.store);
+        let mut cx = self.round.context(&self.store, &self.router);
         peer.on_apply_progress(&mut cx);
         peer.on_ticks(&mut cx, now);
         for m in msgs {
@@ -117,7 +122,7 @@ impl Handler<Peer, PeerMsg> for RaftHandler {
         let early = std::mem::take(&mut self.round.outbound.before_persist);
         self.send(early);
         self.persist();
-        let mut cx = self.round.context(&self.store);
+        let mut cx = self.round.context(&self.store, &self.router);
         for (_, peer) in regions.iter_mut() {
             peer.after_persist(&mut cx);
         }

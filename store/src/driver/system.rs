@@ -60,6 +60,42 @@ pub fn waker(router: &Arc<PeerRouter>) -> crate::apply::Wake {
     })
 }
 
+/// Creates peer `me` of the region in `storage`, registers it and wakes
+/// it. Every peer comes to exist through here — bootstrap, restart, split,
+/// or a message from a new region's leader.
+pub fn create_peer(
+    store: &StoreContext,
+    router: &PeerRouter,
+    me: metapb::Peer,
+    storage: PeerStorage,
+) -> Result<(), CreatePeerError> {
+    let region_id = storage.region().id;
+    // Creators race (a split and a message from the new region's leader):
+    // only one may register the region with the apply pool and router.
+    let _creating = store.lifecycle.lock();
+    if router.contains(region_id) {
+        return Err(CreatePeerError::Exists(region_id));
+    }
+    let peer = Peer::new(me, storage, &store.cfg.raft, store)
+        .map_err(|e| CreatePeerError::Raft(region_id, e))?;
+    let meta = peer.meta();
+    let registered = router.register(region_id, peer);
+    debug_assert!(registered, "checked under the lifecycle lock");
+    store.publish(meta);
+    let _ = router.send(region_id, PeerMsg::Wake);
+    Ok(())
+}
+
+/// The split checker's way to hand its outcome to a region's peer.
+pub fn split_deliverer(router: &Arc<PeerRouter>) -> crate::split_check::Deliver {
+    let router = Arc::downgrade(router);
+    Arc::new(move |id, outcome| {
+        if let Some(r) = router.upgrade() {
+            let _ = r.send(id, PeerMsg::SplitCheckResult(outcome));
+        }
+    })
+}
+
 impl RaftSystem {
     /// Starts the pollers and the ticker.
     pub fn start(
@@ -114,25 +150,13 @@ impl RaftSystem {
         &self.store
     }
 
-    /// Creates peer `me` of the region in `storage` and starts it. Every
-    /// peer comes to exist through here.
+    /// Creates peer `me` of the region in `storage` and starts it.
     pub fn create_peer(
         &self,
         me: metapb::Peer,
         storage: PeerStorage,
     ) -> Result<(), CreatePeerError> {
-        let region_id = storage.region().id;
-        if self.router.contains(region_id) {
-            return Err(CreatePeerError::Exists(region_id));
-        }
-        let peer = Peer::new(me, storage, &self.store.cfg.raft, &self.store)
-            .map_err(|e| CreatePeerError::Raft(region_id, e))?;
-        self.store.publish(peer.meta());
-        if !self.router.register(region_id, peer) {
-            return Err(CreatePeerError::Exists(region_id));
-        }
-        let _ = self.router.send(region_id, PeerMsg::Wake);
-        Ok(())
+        create_peer(&self.store, &self.router, me, storage)
     }
 
     /// Stops pollers, ticker and apply pool (after what they are doing).
@@ -142,6 +166,7 @@ impl RaftSystem {
             let _ = t.join();
         }
         self.store.apply_pool.stop();
+        self.store.split_checker.stop();
     }
 }
 

@@ -20,6 +20,8 @@ pub const MAX_SCAN_LIMIT: u32 = 10_000;
 /// (fewer than `limit` pairs; the caller continues after the last key), a
 /// batch get past it fails with `RESOURCE_EXHAUSTED`.
 pub const MAX_REPLY_BYTES: usize = 32 << 20;
+/// Most keys one split cuts at.
+pub use crate::apply::admin::MAX_SPLIT_KEYS;
 
 fn invalid(msg: String) -> Status {
     Status::invalid_argument(msg)
@@ -46,6 +48,21 @@ pub fn key(key: &Bytes, write: bool) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// The cut keys of a split: 1 to [`MAX_SPLIT_KEYS`], each a valid
+/// non-empty key.
+pub fn split_keys(keys: &[Bytes]) -> Result<(), Status> {
+    if keys.is_empty() {
+        return Err(invalid("a split needs at least one key".into()));
+    }
+    if keys.len() > MAX_SPLIT_KEYS {
+        return Err(invalid(format!(
+            "{} split keys exceed the limit of {MAX_SPLIT_KEYS}",
+            keys.len()
+        )));
+    }
+    keys.iter().try_for_each(|k| key(k, true))
 }
 
 /// A value written.

@@ -19,7 +19,7 @@ use crate::apply::exec::region_end;
 use crate::driver::context::StoreContext;
 use crate::driver::handler::PeerRouter;
 use crate::engine::CF_DEFAULT;
-use crate::peer::msg::{KeyCheck, PeerMsg, ReadCmd, WriteCmd, WriteResponse};
+use crate::peer::msg::{KeyCheck, PeerMsg, ReadCmd, SplitCmd, WriteCmd, WriteResponse};
 use crate::poll::router::SendError;
 use crate::region_error;
 
@@ -225,7 +225,8 @@ has_region_error!(
     RawBatchDeleteResponse,
     RawScanResponse,
     RawDeleteRangeResponse,
-    RawCompareAndSwapResponse
+    RawCompareAndSwapResponse,
+    SplitRegionResponse
 );
 
 fn put(key: Bytes, value: Bytes) -> raft_cmdpb::Request {
@@ -388,6 +389,38 @@ impl KvService {
         Ok(RawDeleteRangeResponse { region_error })
     }
 
+    async fn split_region_inner(
+        &self,
+        req: SplitRegionRequest,
+    ) -> Result<SplitRegionResponse, Status> {
+        let ctx = limits::context(req.context.as_ref())?;
+        limits::split_keys(&req.split_keys)?;
+        let (cb, rx) = oneshot::channel();
+        let cmd = SplitCmd {
+            epoch: ctx.region_epoch.unwrap_or_default(),
+            ctx: Some(*ctx),
+            keys: req.split_keys,
+            cb: Some(cb),
+        };
+        let refused = |e| SplitRegionResponse {
+            region_error: Some(e),
+            regions: Vec::new(),
+        };
+        if let Err(e) = self.deliver(ctx.region_id, PeerMsg::Split(cmd)) {
+            return Ok(refused(e));
+        }
+        let outcome = rx
+            .await
+            .map_err(|_| Status::unavailable("split outcome unknown: the region's peer stopped"))?;
+        Ok(match outcome {
+            Ok(done) => SplitRegionResponse {
+                region_error: None,
+                regions: done.regions,
+            },
+            Err(e) => refused(e),
+        })
+    }
+
     async fn raw_cas_inner(
         &self,
         req: RawCompareAndSwapRequest,
@@ -503,6 +536,17 @@ impl Kv for KvService {
             self,
             "raw_compare_and_swap",
             self.raw_cas_inner(r.into_inner())
+        )
+    }
+
+    async fn split_region(
+        &self,
+        r: Request<SplitRegionRequest>,
+    ) -> Result<Response<SplitRegionResponse>, Status> {
+        served!(
+            self,
+            "split_region",
+            self.split_region_inner(r.into_inner())
         )
     }
 }

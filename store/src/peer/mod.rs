@@ -13,6 +13,7 @@ pub mod propose;
 pub mod read;
 pub mod ready;
 pub mod snapshot;
+pub mod split;
 pub mod storage;
 
 use std::collections::VecDeque;
@@ -54,6 +55,7 @@ pub struct Peer {
     pending_ready: Option<raftcore::Ready>,
     /// Whether the apply thread is building a snapshot for followers.
     snapshot_building: bool,
+    split: split::SplitState,
 }
 
 /// Builds raftcore's configuration for peer `id` from the store's.
@@ -110,6 +112,11 @@ impl Peer {
             last_tick: cx.current_tick(),
             pending_ready: None,
             snapshot_building: false,
+            split: split::SplitState {
+                // Measure once after taking the lead: the size is unknown.
+                size_diff_hint: u64::MAX / 2,
+                ..Default::default()
+            },
         })
     }
 
@@ -151,6 +158,15 @@ impl Peer {
             PeerMsg::Write(cmd) => self.on_write(cx, cmd),
             PeerMsg::Read(cmd) => self.on_read(cx, cmd),
             PeerMsg::Applied(_) | PeerMsg::Wake => {}
+            PeerMsg::SplitCheckResult(out) => self.on_split_check_result(cx, out),
+            PeerMsg::Split(cmd) => self.on_split(cx, cmd),
+            PeerMsg::ProposeSplit(p) => self.on_propose_split(cx, p),
+            PeerMsg::Campaign => {
+                if let Err(e) = self.node.campaign() {
+                    tracing::debug!(region = self.region().id, error = %e, "campaign refused");
+                }
+            }
+            PeerMsg::TransferLeader { epoch, to } => self.on_transfer_leader(epoch, to),
             PeerMsg::Unreachable { to_peer } => self.node.report_unreachable(to_peer),
             PeerMsg::SnapshotSent { to_peer, ok } => {
                 let status = if ok {
@@ -185,10 +201,13 @@ impl Peer {
         if now <= self.last_tick {
             return;
         }
-        let cfg = &cx.store.cfg.raft;
-        let gc_every =
-            (cfg.log_gc_interval.as_nanos() / cfg.tick_interval.as_nanos().max(1)).max(1) as u64;
-        let gc_due = now / gc_every != self.last_tick / gc_every;
+        let cfg = &cx.store.cfg;
+        let crossed = |interval: std::time::Duration| {
+            let every = (interval.as_nanos() / cfg.raft.tick_interval.as_nanos().max(1)).max(1);
+            now / every as u64 != self.last_tick / every as u64
+        };
+        let gc_due = crossed(cfg.raft.log_gc_interval);
+        let split_check_due = crossed(cfg.split.split_check_interval);
         let behind = (now - self.last_tick).min(MAX_CATCH_UP_TICKS);
         for _ in 0..behind {
             self.node.tick();
@@ -197,6 +216,19 @@ impl Peer {
         if gc_due {
             self.maybe_compact_log(cx);
             self.maybe_drop_built_snapshot(cx);
+        }
+        if split_check_due {
+            self.maybe_check_split(cx);
+        }
+    }
+
+    /// A PD operator step: hand leadership to `to`.
+    fn on_transfer_leader(&mut self, epoch: metapb::RegionEpoch, to: metapb::Peer) {
+        if !self.is_leader() || Some(epoch) != self.region().region_epoch || to.id == self.me.id {
+            return;
+        }
+        if let Err(e) = self.node.transfer_leader(to.id) {
+            tracing::debug!(region = self.region().id, error = %e, "leader transfer refused");
         }
     }
 
@@ -208,6 +240,8 @@ impl Peer {
             is_leader: self.is_leader(),
             leader: self.leader(),
             term: self.node.raft().term,
+            approximate_size: self.split.approximate_size,
+            approximate_keys: self.split.approximate_keys,
         }
     }
 
@@ -243,10 +277,7 @@ impl Peer {
             .region_epoch
             .is_some_and(|e| e.version == current.version);
         if !matches {
-            return Err(region_error::epoch_not_match(
-                ctx.region_epoch.as_ref(),
-                vec![region.clone()],
-            ));
+            return Err(self.epoch_not_match(cx, ctx.region_epoch.as_ref()));
         }
         let in_region = |k: &Bytes| region_error::key_in_region(k, region);
         let outside = match keys {

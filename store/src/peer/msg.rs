@@ -7,6 +7,8 @@ use flotilla_proto::raft_cmdpb;
 use flotilla_proto::raft_serverpb::{RaftApplyState, RaftMessage};
 use tokio::sync::oneshot;
 
+use crate::split_check::SplitCheckOutcome;
+
 /// A message for one region's peer.
 pub enum PeerMsg {
     /// A Raft message from another store (envelope and decoded message).
@@ -31,6 +33,48 @@ pub enum PeerMsg {
     },
     /// Nothing but "look at your state again" (e.g. more Ready work).
     Wake,
+    /// The split checker measured the region.
+    SplitCheckResult(SplitCheckOutcome),
+    /// Split the region (PD's operator, the API): at `keys`, or — with no
+    /// keys — wherever the checker finds the middle.
+    Split(SplitCmd),
+    /// PD handed out the IDs for a split this peer asked for: propose it.
+    ProposeSplit(ProposeSplit),
+    /// Campaign now (a split's new region, on the store that led the
+    /// original: it has applied the split, so it may take over at once).
+    Campaign,
+    /// Move leadership to the peer on `to_store` (a PD operator step).
+    TransferLeader {
+        /// The epoch the step was meant for.
+        epoch: metapb::RegionEpoch,
+        /// The peer to lead.
+        to: metapb::Peer,
+    },
+}
+
+/// A request to split a region.
+pub struct SplitCmd {
+    /// The epoch the requester knew (a mismatch refuses the split).
+    pub epoch: metapb::RegionEpoch,
+    /// The requester's routing context, checked like a client request's
+    /// (`None` for PD's operator steps).
+    pub ctx: Option<Context>,
+    /// Cut keys; empty: the middle.
+    pub keys: Vec<Bytes>,
+    /// Who waits for the outcome.
+    pub cb: Option<WriteCallback>,
+}
+
+/// A split with its IDs, ready to propose.
+pub struct ProposeSplit {
+    /// The epoch the IDs were asked for.
+    pub epoch: metapb::RegionEpoch,
+    /// Cut keys, sorted.
+    pub keys: Vec<Bytes>,
+    /// One per key: the new region's ID and its peers' IDs.
+    pub ids: Vec<flotilla_proto::pdpb::SplitId>,
+    /// Who waits for the outcome.
+    pub cb: Option<WriteCallback>,
 }
 
 /// A Raft message as the transport received it.
@@ -72,6 +116,8 @@ pub struct WriteCmd {
 pub struct WriteResponse {
     /// For each compare-and-swap, in request order.
     pub cas: Vec<CasOutcome>,
+    /// For a split: the regions after it, in key order.
+    pub regions: Vec<metapb::Region>,
 }
 
 /// What a compare-and-swap found and did.
@@ -107,4 +153,7 @@ pub struct ApplyResult {
     pub apply_state: RaftApplyState,
     /// Term of the entry at `apply_state.applied_index`.
     pub applied_term: u64,
+    /// Bytes of commands applied since the region was registered (how
+    /// much it may have grown).
+    pub written_bytes: u64,
 }

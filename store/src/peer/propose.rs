@@ -4,7 +4,7 @@
 use flotilla_proto::raft_cmdpb::{self, request::Cmd, RaftCmdHeader, RaftCmdRequest};
 use prost::Message as _;
 
-use super::msg::{KeyCheck, WriteCmd};
+use super::msg::{KeyCheck, WriteCallback, WriteCmd};
 use super::Peer;
 use crate::apply::Proposal;
 use crate::driver::context::PeerContext;
@@ -46,23 +46,40 @@ impl Peer {
             let _ = cb.send(Err(self.not_leader()));
             return;
         }
-        let region = self.region();
-        let data = RaftCmdRequest {
-            header: Some(RaftCmdHeader {
-                region_id: region.id,
-                peer: Some(self.me),
-                region_epoch: region.region_epoch,
-            }),
+        let cmd = RaftCmdRequest {
+            header: Some(self.cmd_header()),
             requests,
+            admin: None,
+        };
+        self.propose_cmd(cx, cmd, cb);
+    }
+
+    /// The header of a command this peer proposes now.
+    pub(super) fn cmd_header(&self) -> RaftCmdHeader {
+        let region = self.region();
+        RaftCmdHeader {
+            region_id: region.id,
+            peer: Some(self.me),
+            region_epoch: region.region_epoch,
         }
-        .encode_to_vec();
+    }
+
+    /// Proposes `cmd`; `cb` hears the outcome once it applies (or at once,
+    /// if the proposal is refused). Returns the entry's index.
+    pub(super) fn propose_cmd(
+        &mut self,
+        cx: &mut PeerContext,
+        cmd: RaftCmdRequest,
+        cb: WriteCallback,
+    ) -> Option<u64> {
+        let data = cmd.encode_to_vec();
         let max = cx.store.cfg.raft.max_entry_size.as_u64();
         if data.len() as u64 > max {
             let _ = cb.send(Err(region_error::raft_entry_too_large(
-                region.id,
+                self.region().id,
                 data.len() as u64,
             )));
-            return;
+            return None;
         }
         let started = std::time::Instant::now();
         match self.node.propose(data) {
@@ -72,16 +89,14 @@ impl Peer {
                     .propose_duration
                     .observe(started.elapsed().as_secs_f64());
                 cx.store.metrics.proposals.inc();
-                tracing::trace!(
-                    region = self.region().id,
-                    index = self.node.log().last_index(),
-                    "proposed"
-                );
+                let index = self.node.log().last_index();
+                tracing::trace!(region = self.region().id, index, "proposed");
                 self.proposals.push_back(Proposal {
-                    index: self.node.log().last_index(),
+                    index,
                     term: self.node.raft().term,
                     cb,
                 });
+                Some(index)
             }
             Err(e) => {
                 let err = match e {
@@ -94,6 +109,7 @@ impl Peer {
                     _ => self.not_leader(),
                 };
                 let _ = cb.send(Err(err));
+                None
             }
         }
     }

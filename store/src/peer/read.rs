@@ -18,6 +18,8 @@ use crate::driver::context::PeerContext;
 /// A read waiting for its ReadIndex answer, then for the apply.
 struct Waiter {
     id: u64,
+    /// The region's version when the read was checked.
+    version: u64,
     /// The read index, once confirmed.
     index: Option<u64>,
     cb: ReadCallback,
@@ -78,16 +80,23 @@ impl Peer {
             return;
         }
         cx.store.metrics.read_index_reads.inc();
+        let version = self.region().region_epoch.map_or(0, |e| e.version);
         self.reads.waiters.push_back(Waiter {
             id,
+            version,
             index: None,
             cb,
         });
     }
 
-    /// Whether a leader read may be served now from the local state.
+    /// Whether a leader read may be served now from the local state: under
+    /// the lease, with an entry of this term applied (so every earlier
+    /// leader's writes are), and no split of ours still unapplied (the new
+    /// regions may already take writes elsewhere).
     fn lease_read_ok(&self) -> bool {
-        self.node.has_valid_lease() && self.applied_term == self.node.raft().term
+        self.node.has_valid_lease()
+            && self.applied_term == self.node.raft().term
+            && self.applied_index >= self.split.barrier
     }
 
     /// Records confirmed read indexes from a Ready.
@@ -108,8 +117,15 @@ impl Peer {
         let applied = self.applied_index;
         let region = self.region().clone();
         let mut still = VecDeque::new();
+        let version = region.region_epoch.map_or(0, |e| e.version);
         for w in std::mem::take(&mut self.reads.waiters) {
             match w.index {
+                // The region split while the read waited: its keys may
+                // belong to another region now.
+                Some(i) if i <= applied && w.version != version => {
+                    let err = crate::region_error::epoch_not_match(None, vec![region.clone()]);
+                    let _ = w.cb.send(Err(err));
+                }
                 Some(i) if i <= applied => {
                     let _ = w.cb.send(Ok(region.clone()));
                 }

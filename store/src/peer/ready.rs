@@ -8,18 +8,30 @@ use flotilla_proto::raft_serverpb::RaftMessage;
 use raftcore::{codec, Message, MessageType};
 
 use super::Peer;
+use crate::apply::admin::ExecResult;
 use crate::apply::ApplyTask;
 use crate::driver::context::PeerContext;
 
 impl Peer {
     /// Picks up what the apply pool finished since the last round.
     pub fn on_apply_progress(&mut self, cx: &mut PeerContext) {
-        let (applied, snapshot) = {
+        let (applied, snapshot, results) = {
             let mut progress = self.progress.lock();
-            (progress.applied.take(), progress.snapshot.take())
+            (
+                progress.applied.take(),
+                progress.snapshot.take(),
+                std::mem::take(&mut progress.results),
+            )
         };
         if let Some(built) = snapshot {
             self.on_snapshot_built(cx, built);
+        }
+        for result in results {
+            match result {
+                ExecResult::Split { regions, created } => {
+                    self.on_split_applied(cx, regions, created)
+                }
+            }
         }
         let Some(result) = applied else {
             return;
@@ -36,6 +48,7 @@ impl Peer {
                 .delete_log_until(cx.wb, state.truncated_index);
         }
         self.node.storage_mut().set_apply_state(state);
+        self.note_written(result.written_bytes);
         if state.applied_index > self.applied_index {
             self.applied_index = state.applied_index;
             self.applied_term = result.applied_term;

@@ -146,7 +146,12 @@ impl PeerStorage {
         let mut hard_state = match engine.get(CF_RAFT, &hard_state_key(region_id))? {
             Some(v) => codec::decode_hard_state(&Bytes::from(v))
                 .map_err(|e| EngineError::corrupt(format!("region {region_id} hard state"), e))?,
-            None => HardState::default(),
+            // A region a split created here: its log starts at the
+            // truncated entry, in that entry's term, with no vote yet.
+            None => HardState {
+                term: apply_state.truncated_term,
+                ..HardState::default()
+            },
         };
         // The apply batch of a round can reach the disk before the round's
         // own (unsynced) commit-only hard state; after a power loss the
@@ -208,6 +213,12 @@ impl PeerStorage {
     /// The region as this peer knows it.
     pub fn region(&self) -> &metapb::Region {
         &self.region
+    }
+
+    /// Takes the region's new shape (after a split applied; the apply
+    /// batch persisted it).
+    pub fn set_region(&mut self, region: metapb::Region) {
+        self.region = region;
     }
 
     /// Whether the peer has a range (bootstrap, split or snapshot gave it

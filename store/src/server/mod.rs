@@ -3,6 +3,7 @@
 //! it holds, serves gRPC (`Kv` and `Raft`) and the status HTTP port, and
 //! talks to PD in the background; [`Store::stop`] takes it all down.
 
+pub mod pd_tasks;
 pub mod pd_worker;
 pub mod status;
 
@@ -24,12 +25,14 @@ use crate::apply::ApplyPool;
 use crate::config::StoreConfig;
 use crate::driver::context::StoreContext;
 use crate::driver::handler::PeerRouter;
-use crate::driver::system::{new_router, waker, RaftSystem};
+use crate::driver::system::{new_router, split_deliverer, waker, RaftSystem};
 use crate::engine::{local, Engine, EngineError};
 use crate::kv::service::KvService;
 use crate::metrics::StoreMetrics;
+use crate::pd_task::PD_TASK_CAPACITY;
 use crate::peer::storage::PeerStorage;
 use crate::snap::{SnapError, SnapManager};
+use crate::split_check::SplitChecker;
 use crate::transport::client::{RaftClient, MAX_GRPC_MESSAGE};
 use crate::transport::filter::FilterChain;
 use crate::transport::resolve::Resolver;
@@ -114,6 +117,8 @@ impl Store {
             waker(&router),
             metrics.clone(),
         );
+        let (pd_tasks, pd_task_rx) = tokio::sync::mpsc::channel(PD_TASK_CAPACITY);
+        let split_checker = SplitChecker::start(engine.clone(), split_deliverer(&router));
         let ctx = Arc::new(StoreContext {
             store_id,
             cfg: cfg.clone(),
@@ -124,6 +129,9 @@ impl Store {
             started: Instant::now(),
             regions: Default::default(),
             changed: Default::default(),
+            pd_tasks,
+            split_checker,
+            lifecycle: Default::default(),
         });
         let filters = Arc::new(FilterChain::default());
         let sender = SnapshotSender::new(
@@ -189,7 +197,13 @@ impl Store {
                 }
             })
         };
-        let heartbeats = tokio::spawn(pd_worker::heartbeats(pd, ctx, shutdown_rx));
+        let pd_tasks = tokio::spawn(pd_tasks::run_tasks(
+            pd.clone(),
+            router.clone(),
+            pd_task_rx,
+            shutdown_rx.clone(),
+        ));
+        let heartbeats = tokio::spawn(pd_worker::heartbeats(pd, ctx, router, shutdown_rx));
         Ok(Store {
             store_id,
             addr,
@@ -197,7 +211,7 @@ impl Store {
             system,
             filters,
             shutdown,
-            tasks: vec![grpc, status, boot, heartbeats],
+            tasks: vec![grpc, status, boot, heartbeats, pd_tasks],
         })
     }
 

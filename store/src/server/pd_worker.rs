@@ -22,7 +22,9 @@ use flotilla_proto::{metapb, pdpb};
 use rocksdb::WriteBatch;
 use tokio::sync::watch;
 
+use super::pd_tasks;
 use crate::driver::context::StoreContext;
+use crate::driver::handler::PeerRouter;
 use crate::driver::system::RaftSystem;
 use crate::engine::local;
 use crate::peer::storage::{write_initial_state, PeerStorage};
@@ -101,27 +103,26 @@ fn create_first_region(system: &RaftSystem, store: &StoreContext, region: metapb
     }
 }
 
-/// Sends store and region heartbeats until shutdown.
+/// Sends store and region heartbeats until shutdown, and hands the
+/// operator steps PD answers with to the regions' leaders.
 pub async fn heartbeats(
     pd: PdClient,
     store: Arc<StoreContext>,
+    router: Arc<PeerRouter>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (sender, mut responses) = pd.region_heartbeat_stream(store.store_id);
-    tokio::spawn(async move {
-        // Operator steps are carried out in the region-lifecycle issue;
-        // until then they are only logged.
-        while let Some(resp) = responses.recv().await {
-            tracing::debug!(?resp, "region heartbeat response");
-        }
-    });
+    let (sender, responses) = pd.region_heartbeat_stream(store.store_id);
+    let commands = tokio::spawn(pd_tasks::follow_commands(responses, router));
     let cfg = store.cfg.heartbeat.clone();
     let mut store_tick = tokio::time::interval(cfg.store_interval);
     let mut region_tick = tokio::time::interval(cfg.region_interval);
     let mut change_tick = tokio::time::interval(CHANGE_CHECK);
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                commands.abort();
+                return;
+            }
             _ = store_tick.tick() => {
                 if let Err(e) = pd.store_heartbeat(store_stats(&store)).await {
                     tracing::debug!(error = %e, "store heartbeat failed");
@@ -165,6 +166,8 @@ fn led_regions(store: &StoreContext, only: Option<&[u64]>) -> Vec<pdpb::RegionHe
             region: Some(m.region.clone()),
             leader: Some(m.peer),
             term: m.term,
+            approximate_size: m.approximate_size,
+            approximate_keys: m.approximate_keys,
             ..Default::default()
         })
         .collect()

@@ -210,13 +210,55 @@ impl Cluster {
         (i, ctx)
     }
 
-    /// Puts through the leader of the first region, retrying region
+    /// The context a client would send for `key`: the leader (as the
+    /// stores publish it) of the region holding it — the newest claim, if
+    /// an old leader has not applied a split yet.
+    pub fn route(&self, key: &[u8]) -> Option<(usize, Context)> {
+        let mut best: Option<(usize, metapb::Region, metapb::Peer)> = None;
+        for (i, s) in self.stores.iter().enumerate() {
+            let Some(s) = s.as_ref() else { continue };
+            for m in s.context().regions.read().values() {
+                let r = &m.region;
+                let inside =
+                    key >= &r.start_key[..] && (r.end_key.is_empty() || key < &r.end_key[..]);
+                if !m.is_leader || !inside {
+                    continue;
+                }
+                let version = |r: &metapb::Region| r.region_epoch.map_or(0, |e| e.version);
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, b, _)| version(r) > version(b))
+                {
+                    best = Some((i, r.clone(), m.peer));
+                }
+            }
+        }
+        best.map(|(i, region, peer)| {
+            let ctx = Context {
+                region_id: region.id,
+                region_epoch: region.region_epoch,
+                peer: Some(peer),
+                follower_read: false,
+            };
+            (i, ctx)
+        })
+    }
+
+    /// Waits for a route for `key`.
+    pub async fn wait_route(&self, key: &[u8]) -> (usize, Context) {
+        wait_for("a leader for the key", LONG, || async {
+            self.route(key).is_some()
+        })
+        .await;
+        self.route(key).expect("routed")
+    }
+
+    /// Puts through the leader of the key's region, retrying region
     /// errors.
     pub async fn put(&self, key: &[u8], value: &[u8]) {
         let deadline = Instant::now() + LONG;
-        let region = self.first_region().await;
         loop {
-            let (i, ctx) = self.leader_context(region).await;
+            let (i, ctx) = self.wait_route(key).await;
             let mut kv = self.kv(i).await;
             let resp = kv.raw_put(timed(RawPutRequest {
                 context: Some(ctx),
@@ -235,13 +277,12 @@ impl Cluster {
         }
     }
 
-    /// Gets through the leader of the first region, retrying region
+    /// Gets through the leader of the key's region, retrying region
     /// errors.
     pub async fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let deadline = Instant::now() + LONG;
-        let region = self.first_region().await;
         loop {
-            let (i, ctx) = self.leader_context(region).await;
+            let (i, ctx) = self.wait_route(key).await;
             let mut kv = self.kv(i).await;
             let resp = kv.raw_get(timed(RawGetRequest {
                 context: Some(ctx),
@@ -260,6 +301,28 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A PD client of the cluster's PD.
+    pub async fn pd_client(&self) -> flotilla_client::pd::PdClient {
+        let endpoints = std::slice::from_ref(&self.pd_endpoint);
+        flotilla_client::pd::PdClient::connect(endpoints, Default::default())
+            .await
+            .expect("connect to PD")
+    }
+
+    /// The regions store `i` holds, in key order.
+    pub fn regions_of(&self, i: usize) -> Vec<metapb::Region> {
+        let mut regions: Vec<metapb::Region> = self
+            .store(i)
+            .context()
+            .regions
+            .read()
+            .values()
+            .map(|m| m.region.clone())
+            .collect();
+        regions.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+        regions
     }
 
     /// Stops everything.
