@@ -116,6 +116,7 @@ pub mod storage;
 pub mod tracker;
 pub mod types;
 
+pub use confchange::conf_state_after;
 pub use config::{Config, ReadOnlyOption};
 pub use error::{Error, Result, StorageError};
 #[cfg(feature = "planted-bugs")]

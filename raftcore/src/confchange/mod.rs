@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::tracker::{Progress, ProgressTracker, TrackerConfig};
-use crate::types::{ConfChange, ConfChangeSingle, ConfChangeType};
+use crate::types::{ConfChange, ConfChangeSingle, ConfChangeType, ConfState};
 
 /// A new configuration and the progress map that goes with it.
 pub(crate) type Changed = (TrackerConfig, BTreeMap<u64, Progress>);
@@ -24,6 +24,18 @@ pub(crate) fn apply(tracker: &ProgressTracker, next_idx: u64, cc: &ConfChange) -
         Some(auto_leave) => changer.enter_joint(auto_leave, &cc.changes),
         None => changer.simple(&cc.changes),
     }
+}
+
+/// The membership `cs` becomes under `cc`, or why `cc` does not fit it —
+/// exactly what [`RawNode::apply_conf_change`](crate::RawNode::apply_conf_change)
+/// would decide, for a host that must know the outcome before handing the
+/// entry to the node (say, to persist the new membership in the same write
+/// as the entry's apply state).
+pub fn conf_state_after(cs: &ConfState, cc: &ConfChange) -> Result<ConfState> {
+    let mut tracker = ProgressTracker::new(1);
+    tracker.restore(cs, 1);
+    let (config, _) = apply(&tracker, 1, cc)?;
+    Ok(config.to_conf_state())
 }
 
 struct Changer<'a> {

@@ -40,6 +40,14 @@ pub enum ExecResult {
         /// IDs of the new regions initialized by this split here.
         created: Vec<u64>,
     },
+    /// A membership change applied: hand `cc` to raftcore; the region's
+    /// peers and `conf_ver` are now `region`'s.
+    ChangePeer {
+        /// The change, as raftcore takes it.
+        cc: raftcore::ConfChange,
+        /// The region after it.
+        region: metapb::Region,
+    },
 }
 
 /// The regions `region` becomes when cut as `req` says, or why not.
@@ -166,8 +174,17 @@ pub fn exec_split(
         wb.put_cf(meta, apply_state_key(new.id), apply.encode_to_vec());
         created.push(new.id);
     }
-    wb.put_cf(meta, region_state_key(region.id), local_state(&regions[0]));
+    put_local_state(engine, wb, &regions[0]);
     Ok(Ok(ExecResult::Split { regions, created }))
+}
+
+/// Adds `region`'s (normal) local state to `wb`.
+pub fn put_local_state(engine: &Engine, wb: &mut WriteBatch, region: &metapb::Region) {
+    wb.put_cf(
+        engine.cf(CF_META),
+        region_state_key(region.id),
+        local_state(region),
+    );
 }
 
 fn local_state(region: &metapb::Region) -> Vec<u8> {
@@ -293,7 +310,9 @@ mod tests {
         let done = exec_split(&engine, &region(), epoch, &req, &mut wb)
             .unwrap()
             .unwrap();
-        let ExecResult::Split { regions, created } = done;
+        let ExecResult::Split { regions, created } = done else {
+            panic!("a split")
+        };
         assert_eq!(regions.len(), 3);
         assert_eq!(created, vec![2]);
         engine.write(wb, false).unwrap();

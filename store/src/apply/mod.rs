@@ -11,6 +11,7 @@
 //! and tells each region's peer how far it got.
 
 pub mod admin;
+pub mod conf_change;
 pub mod exec;
 mod worker;
 

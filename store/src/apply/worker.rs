@@ -6,13 +6,16 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use flotilla_proto::kvrpcpb::RegionError;
 use flotilla_proto::metapb;
-use flotilla_proto::raft_cmdpb::{admin_request, AdminRequest, RaftCmdHeader, RaftCmdRequest};
+use flotilla_proto::raft_cmdpb::{
+    admin_request, AdminRequest, ChangePeerContext, RaftCmdHeader, RaftCmdRequest,
+};
 use flotilla_proto::raft_serverpb::RaftApplyState;
 use prost::Message as _;
-use raftcore::{Entry, EntryType, Snapshot, SnapshotMetadata};
+use raftcore::{ConfChange, Entry, EntryType, Snapshot, SnapshotMetadata};
 use rocksdb::WriteBatch;
 
 use super::admin::{self, ExecResult};
+use super::conf_change;
 use super::exec::{self, Overlay};
 use super::{ApplyProgress, ApplyTask, Proposal, Wake};
 use crate::engine::keys::apply_state_key;
@@ -378,9 +381,11 @@ fn execute_entry(
     entry: &Entry,
     batch: &mut Batch,
 ) -> Result<WriteResponse, RegionError> {
-    // Empty entries (a new leader's first) and membership changes (carried
-    // out by the peer) write no data.
-    if entry.entry_type != EntryType::Normal || entry.data.is_empty() {
+    if entry.entry_type == EntryType::ConfChange {
+        return execute_conf_change(engine, d, entry, batch);
+    }
+    // Empty entries (a new leader's first) write nothing.
+    if entry.data.is_empty() {
         return Ok(WriteResponse::default());
     }
     let cmd = match RaftCmdRequest::decode(entry.data.clone()) {
@@ -399,6 +404,43 @@ fn execute_entry(
         Ok(result) => result,
         Err(e) => panic!("apply read failed: {e}"),
     }
+}
+
+fn execute_conf_change(
+    engine: &Engine,
+    d: &mut Delegate,
+    entry: &Entry,
+    batch: &mut Batch,
+) -> Result<WriteResponse, RegionError> {
+    let decoded = ConfChange::decode(&entry.data).map_err(|e| e.to_string());
+    let decoded = decoded.and_then(|cc| {
+        if cc.context.is_empty() {
+            return Ok((cc, None));
+        }
+        let ctx = ChangePeerContext::decode(cc.context.clone()).map_err(|e| e.to_string())?;
+        Ok((cc, Some(ctx)))
+    });
+    let (cc, ctx) = match decoded {
+        Ok(v) => v,
+        Err(e) => {
+            // Every replica decodes the same bytes alike and skips it.
+            tracing::error!(region = d.region.id, index = entry.index, error = %e, "undecodable membership change skipped");
+            return Err(region_error::stale_command());
+        }
+    };
+    let region = conf_change::region_after(&d.region, &cc, ctx.as_ref())?;
+    tracing::info!(
+        region = region.id,
+        conf_ver = region.region_epoch.map_or(0, |e| e.conf_ver),
+        peers = ?region.peers.iter().map(|p| (p.id, p.store_id, p.role)).collect::<Vec<_>>(),
+        "membership changed"
+    );
+    admin::put_local_state(engine, &mut batch.wb, &region);
+    d.region = region.clone();
+    batch
+        .results
+        .push((region.id, ExecResult::ChangePeer { cc, region }));
+    Ok(WriteResponse::default())
 }
 
 fn execute_admin(
@@ -420,7 +462,9 @@ fn execute_admin(
         Ok(Err(refusal)) => return Err(refusal),
         Err(e) => panic!("apply read failed: {e}"),
     };
-    let ExecResult::Split { regions, .. } = &result;
+    let ExecResult::Split { regions, .. } = &result else {
+        unreachable!("splits are the only admin command")
+    };
     tracing::info!(
         region = d.region.id,
         into = regions.len(),

@@ -91,6 +91,26 @@ impl StoreContext {
         })
     }
 
+    /// Forgets a destroyed region.
+    pub fn unpublish(&self, region_id: u64) {
+        let mut regions = self.regions.write();
+        if let Some(old) = regions.remove(&region_id) {
+            if old.is_leader {
+                self.metrics.leaders.dec();
+            }
+        }
+        self.metrics.regions.set(regions.len() as i64);
+    }
+
+    /// Whether another initialized region here overlaps `region`'s range.
+    pub fn overlaps_another(&self, region: &metapb::Region) -> bool {
+        self.regions.read().values().any(|m| {
+            m.region.id != region.id
+                && !m.region.peers.is_empty()
+                && ranges_overlap(&m.region, region)
+        })
+    }
+
     /// Publishes a region's metadata.
     pub fn publish(&self, meta: RegionMeta) {
         let leads = meta.is_leader;
@@ -105,6 +125,13 @@ impl StoreContext {
             _ => {}
         }
     }
+}
+
+/// Whether two regions' ranges share a key (an empty end is the key
+/// space's end).
+pub fn ranges_overlap(a: &metapb::Region, b: &metapb::Region) -> bool {
+    let below = |start: &[u8], end: &[u8]| end.is_empty() || start < end;
+    below(&a.start_key, &b.end_key) && below(&b.start_key, &a.end_key)
 }
 
 /// The messages a round sends, grouped by destination store.

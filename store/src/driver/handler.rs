@@ -110,9 +110,17 @@ impl Handler<Peer, PeerMsg> for RaftHandler {
         let now = self.store.current_tick();
         let mut cx = self.round.context(&self.store, &self.router);
         peer.on_apply_progress(&mut cx);
+        if peer.is_destroying() {
+            peer.maybe_destroy(&mut cx);
+            return;
+        }
         peer.on_ticks(&mut cx, now);
         for m in msgs {
             peer.on_msg(&mut cx, m);
+            if peer.is_destroying() {
+                peer.maybe_destroy(&mut cx);
+                return;
+            }
         }
         peer.collect_ready(&mut cx);
         peer.maybe_request_snapshot(&mut cx);

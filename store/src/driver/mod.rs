@@ -1,8 +1,10 @@
 //! The multi-Raft driver: the shared state every peer sees
 //! ([`context`]), the poller handler that runs a round for the regions with
 //! work ([`handler`]), and the system that starts pollers, apply pool and
-//! the one store-wide ticker ([`system`]).
+//! the one store-wide ticker ([`system`]), and peers created by a message
+//! from a new region's leader ([`create`]).
 
 pub mod context;
+pub mod create;
 pub mod handler;
 pub mod system;

@@ -8,6 +8,8 @@
 //! is made by [`Peer::new`], whatever created it (bootstrap, restart, and
 //! later split or a message from a new leader).
 
+pub mod conf_change;
+pub mod destroy;
 pub mod msg;
 pub mod propose;
 pub mod read;
@@ -56,6 +58,10 @@ pub struct Peer {
     /// Whether the apply thread is building a snapshot for followers.
     snapshot_building: bool,
     split: split::SplitState,
+    /// Peers heard from that the region does not list (yet): an
+    /// uninitialized peer answers its leader through this.
+    peer_cache: std::collections::HashMap<u64, metapb::Peer>,
+    destroy: Option<destroy::Destroy>,
 }
 
 /// Builds raftcore's configuration for peer `id` from the store's.
@@ -117,6 +123,8 @@ impl Peer {
                 size_diff_hint: u64::MAX / 2,
                 ..Default::default()
             },
+            peer_cache: Default::default(),
+            destroy: None,
         })
     }
 
@@ -154,7 +162,7 @@ impl Peer {
     /// Handles one mailbox message.
     pub fn on_msg(&mut self, cx: &mut PeerContext, msg: PeerMsg) {
         match msg {
-            PeerMsg::Raft(m) => self.on_raft_message(*m),
+            PeerMsg::Raft(m) => self.on_raft_message(cx, *m),
             PeerMsg::Write(cmd) => self.on_write(cx, cmd),
             PeerMsg::Read(cmd) => self.on_read(cx, cmd),
             PeerMsg::Applied(_) | PeerMsg::Wake => {}
@@ -167,6 +175,8 @@ impl Peer {
                 }
             }
             PeerMsg::TransferLeader { epoch, to } => self.on_transfer_leader(epoch, to),
+            PeerMsg::ChangePeer { epoch, changes } => self.on_change_peer(cx, epoch, changes),
+            PeerMsg::InitFromSplit => self.init_from_split(cx),
             PeerMsg::Unreachable { to_peer } => self.node.report_unreachable(to_peer),
             PeerMsg::SnapshotSent { to_peer, ok } => {
                 let status = if ok {
@@ -179,7 +189,10 @@ impl Peer {
         }
     }
 
-    fn on_raft_message(&mut self, m: msg::InboundRaft) {
+    fn on_raft_message(&mut self, cx: &mut PeerContext, m: msg::InboundRaft) {
+        if self.check_stale_message(cx, &m.envelope) {
+            return;
+        }
         let to = m.envelope.to_peer.as_ref().map_or(0, |p| p.id);
         if to != self.me.id {
             tracing::debug!(
@@ -190,8 +203,71 @@ impl Peer {
             );
             return;
         }
+        if let Some(from) = m.envelope.from_peer {
+            let member = self.region().peers.iter().any(|p| p.id == from.id);
+            if !member && self.node.storage().is_initialized() {
+                let theirs = m.envelope.region_epoch.unwrap_or_default();
+                let mine = self.region().region_epoch.unwrap_or_default();
+                if theirs.conf_ver < mine.conf_ver {
+                    self.reply_tombstone(cx, &m.envelope);
+                    return;
+                }
+            }
+            self.peer_cache.insert(from.id, from);
+        }
+        if m.message.msg_type == raftcore::MessageType::Snapshot && !self.accepts_snapshot(cx, &m) {
+            return;
+        }
         if let Err(e) = self.node.step(m.message) {
             tracing::debug!(region = self.region().id, error = %e, "raft message refused");
+        }
+    }
+
+    /// An uninitialized peer takes a snapshot only if its range overlaps
+    /// no region this store holds (a split not yet applied here would
+    /// otherwise leave two regions owning the same keys).
+    fn accepts_snapshot(&self, cx: &PeerContext, m: &msg::InboundRaft) -> bool {
+        if self.node.storage().is_initialized() {
+            return true;
+        }
+        let Some(region) = m
+            .message
+            .snapshot
+            .as_ref()
+            .and_then(|s| snapshot::snapshot_data(s).ok())
+            .and_then(|d| d.region)
+        else {
+            return false;
+        };
+        if cx.store.overlaps_another(&region) {
+            tracing::info!(
+                region = region.id,
+                "snapshot overlaps a region here; dropped until that changes"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// The region's split applied here while this peer waited
+    /// uninitialized: start over from what the split wrote (keeping the
+    /// persisted hard state, so a vote given meanwhile stands).
+    fn init_from_split(&mut self, cx: &mut PeerContext) {
+        if self.node.storage().is_initialized() || self.pending_ready.is_some() {
+            return;
+        }
+        let id = self.region().id;
+        let storage = match storage::PeerStorage::load(cx.store.engine.clone(), id) {
+            Ok(Some(s)) if s.is_initialized() => s,
+            _ => return,
+        };
+        match Peer::new(self.me, storage, &cx.store.cfg.raft, cx.store) {
+            Ok(peer) => {
+                *self = peer;
+                cx.store.publish(self.meta());
+                tracing::info!(region = id, "uninitialized peer initialized by a split");
+            }
+            Err(e) => tracing::error!(region = id, error = %e, "initializing from a split failed"),
         }
     }
 

@@ -43,6 +43,17 @@ pub enum PeerMsg {
     /// Campaign now (a split's new region, on the store that led the
     /// original: it has applied the split, so it may take over at once).
     Campaign,
+    /// Change the region's membership (a PD operator step; no changes:
+    /// leave the joint configuration).
+    ChangePeer {
+        /// The epoch the step was meant for.
+        epoch: metapb::RegionEpoch,
+        /// The changes.
+        changes: Vec<flotilla_proto::pdpb::ChangePeer>,
+    },
+    /// A split applied here created this (uninitialized) peer's region:
+    /// load it.
+    InitFromSplit,
     /// Move leadership to the peer on `to_store` (a PD operator step).
     TransferLeader {
         /// The epoch the step was meant for.

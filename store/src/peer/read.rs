@@ -135,6 +135,13 @@ impl Peer {
         self.reads.waiters = still;
     }
 
+    /// Answers every waiting read with `err` (the peer is going away).
+    pub(super) fn fail_all_reads(&mut self, err: RegionError) {
+        for w in std::mem::take(&mut self.reads.waiters) {
+            let _ = w.cb.send(Err(err.clone()));
+        }
+    }
+
     /// After a leadership change, reads without a confirmed index may
     /// never get one: turn them away so the client retries at once.
     pub(super) fn fail_unconfirmed_reads(&mut self, leader: Option<metapb::Peer>) {

@@ -31,6 +31,9 @@ impl Peer {
                 ExecResult::Split { regions, created } => {
                     self.on_split_applied(cx, regions, created)
                 }
+                ExecResult::ChangePeer { cc, region } => {
+                    self.on_conf_change_applied(cx, cc, region)
+                }
             }
         }
         let Some(result) = applied else {
@@ -123,6 +126,7 @@ impl Peer {
     /// Once the round's batch is durable: make the entries visible, send
     /// the messages that waited for the persist, and advance the node.
     pub fn after_persist(&mut self, cx: &mut PeerContext) {
+        self.finish_destroy(cx);
         let Some(mut rd) = self.pending_ready.take() else {
             return;
         };
@@ -160,7 +164,8 @@ impl Peer {
 
     fn send_messages(&self, cx: &mut PeerContext, messages: Vec<Message>, after_persist: bool) {
         for m in messages {
-            let Some(to) = self.region().peers.iter().find(|p| p.id == m.to).cloned() else {
+            let known = self.region().peers.iter().find(|p| p.id == m.to);
+            let Some(to) = known.or_else(|| self.peer_cache.get(&m.to)).cloned() else {
                 tracing::debug!(
                     region = self.region().id,
                     to = m.to,

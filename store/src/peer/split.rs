@@ -30,7 +30,7 @@ use super::msg::{KeyCheck, PeerMsg, ProposeSplit, SplitCmd, WriteCallback};
 use super::storage::PeerStorage;
 use super::Peer;
 use crate::driver::context::PeerContext;
-use crate::driver::system::create_peer;
+use crate::driver::system::{create_peer, CreatePeerError};
 use crate::pd_task::PdTask;
 use crate::region_error;
 use crate::split_check::{SplitCheckOutcome, SplitCheckTask};
@@ -267,9 +267,16 @@ impl Peer {
                 return;
             }
         };
-        if let Err(e) = create_peer(cx.store, cx.router, me, storage) {
-            tracing::warn!(region = region.id, error = %e, "split target not started");
-            return;
+        match create_peer(cx.store, cx.router, me, storage) {
+            Ok(()) => {}
+            Err(CreatePeerError::Exists(_)) => {
+                // A message from the new region's leader got here first.
+                let _ = cx.router.send(region.id, PeerMsg::InitFromSplit);
+            }
+            Err(e) => {
+                tracing::warn!(region = region.id, error = %e, "split target not started");
+                return;
+            }
         }
         if campaign {
             let _ = cx.router.send(region.id, PeerMsg::Campaign);

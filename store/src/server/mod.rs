@@ -157,7 +157,7 @@ impl Store {
             .max_decoding_message_size(MAX_GRPC_MESSAGE)
             .max_encoding_message_size(MAX_GRPC_MESSAGE);
         let raft = RaftServer::new(RaftService::new(
-            store_id,
+            ctx.clone(),
             router.clone(),
             filters.clone(),
             snap,

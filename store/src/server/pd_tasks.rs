@@ -98,13 +98,14 @@ fn dispatch(router: &PeerRouter, cmd: pdpb::RegionCommand) {
             keys: s.keys,
             cb: None,
         }),
-        Some(Step::ChangePeer(_)) | Some(Step::ChangePeerV2(_)) => {
-            tracing::debug!(
-                region = region_id,
-                "membership steps are not carried out yet"
-            );
-            return;
-        }
+        Some(Step::ChangePeer(c)) => PeerMsg::ChangePeer {
+            epoch,
+            changes: vec![c],
+        },
+        Some(Step::ChangePeerV2(c)) => PeerMsg::ChangePeer {
+            epoch,
+            changes: c.changes,
+        },
         None => return,
     };
     let _ = router.send(region_id, msg);

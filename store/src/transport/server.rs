@@ -14,14 +14,18 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::filter::{Direction, FilterChain};
 use super::snapshot::announced;
+use crate::driver::context::StoreContext;
+use crate::driver::create::maybe_create_peer;
 use crate::driver::handler::PeerRouter;
 use crate::metrics::StoreMetrics;
 use crate::peer::msg::{InboundRaft, PeerMsg};
+use crate::poll::router::SendError;
 use crate::snap::SnapManager;
 
 /// The `Raft` service of one store.
 pub struct RaftService {
     store_id: u64,
+    store: Arc<StoreContext>,
     router: Arc<PeerRouter>,
     filters: Arc<FilterChain>,
     snap: SnapManager,
@@ -35,7 +39,7 @@ pub struct RaftService {
 impl RaftService {
     /// The service of store `store_id`.
     pub fn new(
-        store_id: u64,
+        store: Arc<StoreContext>,
         router: Arc<PeerRouter>,
         filters: Arc<FilterChain>,
         snap: SnapManager,
@@ -44,7 +48,8 @@ impl RaftService {
         shutdown: watch::Receiver<bool>,
     ) -> RaftService {
         RaftService {
-            store_id,
+            store_id: store.store_id,
+            store,
             router,
             filters,
             snap,
@@ -73,19 +78,35 @@ impl RaftService {
             tracing::debug!(to_store, "raft message for another store dropped");
             return;
         }
-        let message = match codec::decode_message(&envelope.message) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(region = envelope.region_id, error = %e, "undecodable raft message dropped");
-                return;
+        // A tombstone carries no Raft message: only the news.
+        let message = if envelope.is_tombstone {
+            raftcore::Message::default()
+        } else {
+            match codec::decode_message(&envelope.message) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(region = envelope.region_id, error = %e, "undecodable raft message dropped");
+                    return;
+                }
             }
         };
         self.metrics.messages_received.inc(message.msg_type);
         let region_id = envelope.region_id;
+        let msg_type = message.msg_type;
         let msg = PeerMsg::Raft(Box::new(InboundRaft { envelope, message }));
-        if self.router.send(region_id, msg).is_err() {
-            // Unknown region (peers of new regions are created in the
-            // region-lifecycle issue) or a full mailbox.
+        let msg = match self.router.send(region_id, msg) {
+            Ok(()) => return,
+            Err(SendError::Full(_)) => {
+                self.metrics.messages_dropped.inc();
+                return;
+            }
+            Err(SendError::NotFound(msg)) => msg,
+        };
+        let PeerMsg::Raft(inbound) = &msg else {
+            return;
+        };
+        let created = maybe_create_peer(&self.store, &self.router, &inbound.envelope, msg_type);
+        if !created || self.router.send(region_id, msg).is_err() {
             self.metrics.messages_dropped.inc();
         }
     }

@@ -88,6 +88,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub pd: Option<PdServer>,
     pub pd_endpoint: String,
+    /// PD's HTTP API (`host:port`).
+    pub pd_http: String,
     pub stores: Vec<Option<Store>>,
     tweak: Tweak,
 }
@@ -101,6 +103,16 @@ impl Cluster {
     /// Like [`start`](Self::start), each store's config adjusted by `tweak`.
     pub async fn start_with(
         n: usize,
+        tweak: impl Fn(&mut StoreConfig) + Send + Sync + 'static,
+    ) -> Cluster {
+        Cluster::start_custom(n, |_| {}, tweak).await
+    }
+
+    /// Like [`start_with`](Self::start_with), PD's config adjusted by
+    /// `pd_tweak` too.
+    pub async fn start_custom(
+        n: usize,
+        pd_tweak: impl FnOnce(&mut PdConfig),
         tweak: impl Fn(&mut StoreConfig) + Send + Sync + 'static,
     ) -> Cluster {
         init_logging();
@@ -117,11 +129,13 @@ impl Cluster {
             ..PdConfig::default()
         };
         pd_cfg.schedule.max_replicas = n.min(3);
+        pd_tweak(&mut pd_cfg);
         let pd = PdServer::start(pd_cfg).await.expect("PD starts");
         let mut cluster = Cluster {
             dir,
             pd: Some(pd),
             pd_endpoint: format!("127.0.0.1:{}", ports[0]),
+            pd_http: format!("127.0.0.1:{}", ports[2]),
             stores: (0..n).map(|_| None).collect(),
             tweak: Box::new(tweak),
         };
@@ -142,6 +156,14 @@ impl Cluster {
         (self.tweak)(&mut cfg);
         let store = Store::start(cfg).await.expect("store starts");
         self.stores[i] = Some(store);
+    }
+
+    /// Starts one more store; returns its index.
+    pub async fn add_store(&mut self) -> usize {
+        self.stores.push(None);
+        let i = self.stores.len() - 1;
+        self.start_store(i).await;
+        i
     }
 
     /// Stops store `i` cleanly.
@@ -303,6 +325,41 @@ impl Cluster {
         }
     }
 
+    /// Asks PD for an operator (`add-peer`, `remove-peer`,
+    /// `transfer-leader`, `split`) through its HTTP API; the status line
+    /// and body of the answer.
+    pub async fn pd_operator(&self, name: &str, region_id: u64, store_id: u64) -> (String, String) {
+        let body = format!(r#"{{"name":"{name}","region_id":{region_id},"store_id":{store_id}}}"#);
+        self.pd_http("POST", "/pd/api/v1/operators", &body).await
+    }
+
+    /// One request to PD's HTTP API: the status line and the body.
+    pub async fn pd_http(&self, method: &str, path: &str, body: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.pd_http,
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(&self.pd_http)
+            .await
+            .expect("PD HTTP");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.expect("answer read");
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head.lines().next().unwrap_or_default().to_string();
+        (status, body.to_string())
+    }
+
+    /// Store `i`'s ID.
+    pub fn store_id(&self, i: usize) -> u64 {
+        self.store(i).store_id()
+    }
+
     /// A PD client of the cluster's PD.
     pub async fn pd_client(&self) -> flotilla_client::pd::PdClient {
         let endpoints = std::slice::from_ref(&self.pd_endpoint);
@@ -319,6 +376,7 @@ impl Cluster {
             .regions
             .read()
             .values()
+            .filter(|m| !m.region.peers.is_empty())
             .map(|m| m.region.clone())
             .collect();
         regions.sort_by(|a, b| a.start_key.cmp(&b.start_key));

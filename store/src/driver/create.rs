@@ -1,0 +1,103 @@
+//! A peer born from a message: the first message a new replica's store
+//! gets for a region it does not have (a learner PD added, or a split's new
+//! region whose leader is faster than this store's apply).
+//!
+//! The store creates an **uninitialized** peer — no range, no log — that
+//! answers the leader, which then sends it a snapshot. Only messages a
+//! leader or candidate sends create one (append, heartbeat, snapshot, vote
+//! requests), and only if:
+//! - this store has no tombstone of the region that is as new as the
+//!   message (a removed peer's stale traffic must not resurrect it), and
+//!   no older peer than the one addressed;
+//! - the message's range overlaps no region here: a split not yet applied
+//!   on this store will create that peer itself, from the split.
+
+use flotilla_proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
+use raftcore::MessageType;
+
+use super::context::StoreContext;
+use super::handler::PeerRouter;
+use super::system::{create_peer, CreatePeerError};
+use crate::engine::keys::region_state_key;
+use crate::engine::CF_META;
+use crate::peer::storage::PeerStorage;
+
+/// Creates the peer `envelope` addresses if it may exist here. Returns
+/// whether a peer now exists to deliver the message to.
+pub fn maybe_create_peer(
+    store: &StoreContext,
+    router: &PeerRouter,
+    envelope: &RaftMessage,
+    msg_type: MessageType,
+) -> bool {
+    let creates = matches!(
+        msg_type,
+        MessageType::Append
+            | MessageType::Heartbeat
+            | MessageType::Snapshot
+            | MessageType::Vote
+            | MessageType::PreVote
+    );
+    let Some(to) = envelope.to_peer else {
+        return false;
+    };
+    if !creates || envelope.is_tombstone || to.id == 0 {
+        return false;
+    }
+    let region_id = envelope.region_id;
+    match store
+        .engine
+        .get_msg::<RegionLocalState>(CF_META, &region_state_key(region_id))
+    {
+        Ok(None) => {}
+        Ok(Some(local)) if local.state == PeerState::Tombstone as i32 => {
+            let old = local.region.unwrap_or_default();
+            let old_conf = old.region_epoch.map_or(0, |e| e.conf_ver);
+            let new_conf = envelope.region_epoch.map_or(0, |e| e.conf_ver);
+            let old_peer = old
+                .peers
+                .iter()
+                .find(|p| p.store_id == store.store_id)
+                .map_or(0, |p| p.id);
+            if new_conf <= old_conf || to.id <= old_peer {
+                return false;
+            }
+        }
+        // A live state without a peer in the router: being created or
+        // destroyed right now; the leader retries.
+        Ok(Some(_)) => return false,
+        Err(e) => {
+            tracing::warn!(region = region_id, error = %e, "reading region state");
+            return false;
+        }
+    }
+    let claimed = flotilla_proto::metapb::Region {
+        id: region_id,
+        start_key: envelope.start_key.clone(),
+        end_key: envelope.end_key.clone(),
+        ..Default::default()
+    };
+    if store.overlaps_another(&claimed) {
+        return false;
+    }
+    let region = flotilla_proto::metapb::Region {
+        id: region_id,
+        ..Default::default()
+    };
+    let storage = PeerStorage::uninitialized(store.engine.clone(), region);
+    match create_peer(store, router, to, storage) {
+        Ok(()) => {
+            tracing::info!(
+                region = region_id,
+                peer = to.id,
+                "peer created by a message from its leader"
+            );
+            true
+        }
+        Err(CreatePeerError::Exists(_)) => true,
+        Err(e) => {
+            tracing::warn!(region = region_id, error = %e, "peer not created");
+            false
+        }
+    }
+}
