@@ -38,6 +38,9 @@ pub struct RegionMeta {
     pub approximate_size: u64,
     /// Keys in the region, as last measured.
     pub approximate_keys: u64,
+    /// On the leader: peers that still need a snapshot to catch up (PD
+    /// promotes a learner only once it is no longer pending).
+    pub pending_peers: Vec<metapb::Peer>,
 }
 
 /// Shared by every poller, apply thread and service of one store.

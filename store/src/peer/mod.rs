@@ -284,6 +284,7 @@ impl Peer {
         };
         let gc_due = crossed(cfg.raft.log_gc_interval);
         let split_check_due = crossed(cfg.split.split_check_interval);
+        let heartbeat_due = crossed(cfg.heartbeat.region_interval);
         let behind = (now - self.last_tick).min(MAX_CATCH_UP_TICKS);
         for _ in 0..behind {
             self.node.tick();
@@ -295,6 +296,10 @@ impl Peer {
         }
         if split_check_due {
             self.maybe_check_split(cx);
+        }
+        if heartbeat_due && self.is_leader() {
+            // Fresh pending peers for the next region heartbeat.
+            cx.store.publish(self.meta());
         }
     }
 
@@ -318,7 +323,29 @@ impl Peer {
             term: self.node.raft().term,
             approximate_size: self.split.approximate_size,
             approximate_keys: self.split.approximate_keys,
+            pending_peers: self.pending_peers(),
         }
+    }
+
+    /// On the leader: the peers whose log starts past what they hold —
+    /// waiting for a snapshot, or not heard from since becoming a member.
+    fn pending_peers(&self) -> Vec<metapb::Peer> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let truncated = self.node.storage().apply_state().truncated_index;
+        let progress = &self.node.raft().prs.progress;
+        self.region()
+            .peers
+            .iter()
+            .filter(|p| p.id != self.me.id)
+            .filter(|p| {
+                progress.get(&p.id).is_none_or(|pr| {
+                    pr.matched < truncated || pr.state == raftcore::tracker::ProgressState::Snapshot
+                })
+            })
+            .copied()
+            .collect()
     }
 
     /// Checks that a request's context and keys fit this peer's region.

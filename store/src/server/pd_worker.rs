@@ -168,6 +168,7 @@ fn led_regions(store: &StoreContext, only: Option<&[u64]>) -> Vec<pdpb::RegionHe
             term: m.term,
             approximate_size: m.approximate_size,
             approximate_keys: m.approximate_keys,
+            pending_peers: m.pending_peers.clone(),
             ..Default::default()
         })
         .collect()
