@@ -169,10 +169,11 @@ impl Worker {
         for (cb, result) in replies {
             let _ = cb.send(result);
         }
-        // Group the admin results by region, keeping each region's order.
-        let mut results = results;
-        results.sort_by_key(|(id, _)| touched.iter().position(|t| t == id));
-        let mut results = results.into_iter().peekable();
+        // Each region's admin results, in apply order.
+        let mut by_region: HashMap<u64, Vec<ExecResult>> = HashMap::new();
+        for (id, r) in results {
+            by_region.entry(id).or_default().push(r);
+        }
         for id in touched {
             if let Some(d) = self.delegates.get(&id) {
                 let mut progress = d.progress.lock();
@@ -181,9 +182,9 @@ impl Worker {
                     applied_term: d.applied_term,
                     written_bytes: d.written_bytes,
                 });
-                while let Some((_, r)) = results.next_if(|(rid, _)| *rid == id) {
-                    progress.results.push(r);
-                }
+                progress
+                    .results
+                    .extend(by_region.remove(&id).unwrap_or_default());
                 drop(progress);
                 (self.wake)(id);
             }
