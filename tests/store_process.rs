@@ -7,154 +7,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::store::{leader_context, StoreProc};
 use common::*;
 use flotilla_proto::kvrpcpb::kv_client::KvClient;
 use flotilla_proto::kvrpcpb::*;
 use flotilla_proto::metapb;
-use serde_json::Value;
-
-/// A store process with fixed ports (kept across restarts).
-struct StoreProc {
-    child: Child,
-    dir: PathBuf,
-    pd_port: u16,
-    addr: u16,
-    status: u16,
-}
-
-impl StoreProc {
-    fn start(dir: &Path, pd_port: u16, failpoint: Option<&str>) -> StoreProc {
-        let (addr, status) = (free_port(), free_port());
-        StoreProc::spawn(dir.to_path_buf(), pd_port, addr, status, failpoint)
-    }
-
-    fn spawn(
-        dir: PathBuf,
-        pd_port: u16,
-        addr: u16,
-        status: u16,
-        failpoint: Option<&str>,
-    ) -> StoreProc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["store", "--pd", &format!("127.0.0.1:{pd_port}")])
-            .args(["--addr", &format!("127.0.0.1:{addr}")])
-            .args(["--status-addr", &format!("127.0.0.1:{status}")])
-            .args(["--raft-tick-interval", "20ms"])
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        match failpoint {
-            Some(fp) => cmd.env("FLOTILLA_FAILPOINTS", fp),
-            None => cmd.env_remove("FLOTILLA_FAILPOINTS"),
-        };
-        let child = cmd.spawn().expect("the flotilla binary starts");
-        StoreProc {
-            child,
-            dir,
-            pd_port,
-            addr,
-            status,
-        }
-    }
-
-    /// The same store again, on its data directory and ports.
-    fn restart(mut self, failpoint: Option<&str>) -> StoreProc {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (dir, pd, addr, status) = (self.dir.clone(), self.pd_port, self.addr, self.status);
-        drop(self);
-        StoreProc::spawn(dir, pd, addr, status, failpoint)
-    }
-
-    fn status_json(&self, path: &str) -> Option<Value> {
-        let (code, body) = http_get(self.status, path)?;
-        (code == 200).then(|| serde_json::from_str(&body).ok())?
-    }
-
-    /// The context for the region this store leads, once it leads one.
-    fn leader_context(&self) -> Context {
-        let mut ctx = None;
-        wait_for(
-            "the store to lead the first region",
-            Duration::from_secs(30),
-            || {
-                ctx = self
-                    .status_json("/regions")
-                    .and_then(|v| leader_context(&v));
-                ctx.is_some()
-            },
-        );
-        ctx.unwrap_or_default()
-    }
-
-    async fn kv(&self) -> KvClient<tonic::transport::Channel> {
-        KvClient::connect(format!("http://127.0.0.1:{}", self.addr))
-            .await
-            .expect("connect to the store")
-    }
-
-    /// Waits for the process to end on its own (a failpoint aborting it).
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the store did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        self.wait_exit()
-    }
-}
-
-impl Drop for StoreProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn leader_context(regions: &Value) -> Option<Context> {
-    let r = regions["regions"]
-        .as_array()?
-        .iter()
-        .find(|r| r["is_leader"] == true)?;
-    let peer_id = r["peer_id"].as_u64()?;
-    let peer = r["peers"]
-        .as_array()?
-        .iter()
-        .find(|p| p["id"].as_u64() == Some(peer_id))?;
-    Some(Context {
-        region_id: r["id"].as_u64()?,
-        region_epoch: Some(metapb::RegionEpoch {
-            conf_ver: r["epoch"]["conf_ver"].as_u64()?,
-            version: r["epoch"]["version"].as_u64()?,
-        }),
-        peer: Some(metapb::Peer {
-            id: peer_id,
-            store_id: peer["store_id"].as_u64()?,
-            role: 0,
-        }),
-        follower_read: false,
-    })
-}
 
 fn start_pd(dir: &Path) -> (Pd, u16) {
     let ports = (free_port(), free_port(), free_port());

@@ -1,6 +1,6 @@
-//! A minimal HTTP/1.1 GET over a tokio `TcpStream`, for the benchmarks' reads of
-//! status and metrics endpoints (PD's `/metrics`; the stores'
-//! `/regions`, `/status`, `/metrics`).
+//! A minimal HTTP/1.1 client over a tokio `TcpStream`, for the benchmarks'
+//! reads of status and metrics endpoints (PD's `/metrics`; the stores'
+//! `/regions`, `/status`, `/metrics`) and PD's scheduler removal (`DELETE`).
 
 use std::time::Duration;
 
@@ -14,27 +14,36 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// The body of `GET path` at `addr` (`host:port`); fails unless the answer
 /// is `200`.
 pub async fn get(addr: &str, path: &str) -> anyhow::Result<String> {
-    tokio::time::timeout(TIMEOUT, get_inner(addr, path))
-        .await
-        .map_err(|_| anyhow!("GET http://{addr}{path}: no answer within {TIMEOUT:?}"))?
+    request(addr, "GET", path).await
 }
 
-async fn get_inner(addr: &str, path: &str) -> anyhow::Result<String> {
+/// The body of `DELETE path` at `addr`; fails unless the answer is `200`.
+pub async fn delete(addr: &str, path: &str) -> anyhow::Result<String> {
+    request(addr, "DELETE", path).await
+}
+
+async fn request(addr: &str, method: &str, path: &str) -> anyhow::Result<String> {
+    tokio::time::timeout(TIMEOUT, request_inner(addr, method, path))
+        .await
+        .map_err(|_| anyhow!("{method} http://{addr}{path}: no answer within {TIMEOUT:?}"))?
+}
+
+async fn request_inner(addr: &str, method: &str, path: &str) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to http://{addr}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8(raw)
-        .with_context(|| format!("GET http://{addr}{path}: answer is not UTF-8"))?;
+        .with_context(|| format!("{method} http://{addr}{path}: answer is not UTF-8"))?;
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("GET http://{addr}{path}: malformed answer"))?;
+        .ok_or_else(|| anyhow!("{method} http://{addr}{path}: malformed answer"))?;
     let status = head.lines().next().unwrap_or("no status line");
     if !(status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200")) {
-        bail!("GET http://{addr}{path}: {status}");
+        bail!("{method} http://{addr}{path}: {status}");
     }
     if head
         .lines()

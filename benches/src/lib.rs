@@ -21,11 +21,17 @@
 //! The store benchmark (binary `store-bench`, module [`store_bench`]) runs
 //! a 3-store cluster and measures raw put and get throughput, the fsync
 //! batches behind it, and a plain local RocksDB as the reference.
+//!
+//! The idle-region benchmark (binary `idle-regions`, module
+//! [`idle_regions`]) cuts a 3-store cluster into 10,000 regions and measures
+//! what they cost each store while they hibernate (against hibernation
+//! off), and how fast the stores serve again after a restart.
 
 #![warn(missing_docs)]
 
 pub mod http;
 pub mod idle_groups;
+pub mod idle_regions;
 pub mod pd_scale;
 pub mod raftcore_group;
 pub mod store_bench;

@@ -188,7 +188,16 @@ impl<S: Storage> RawNode<S> {
     /// holds and has committed the whole log (followers follow its lead);
     /// on a follower with a known leader, at the host's discretion.
     pub fn hibernate(&mut self) -> Result<()> {
-        self.raft.hibernate()
+        self.raft.hibernate(&[])
+    }
+
+    /// [`hibernate`](Self::hibernate), except that on the leader the
+    /// `unreachable` peers (on stores the host knows are down) may lag: the
+    /// committed log is on a quorum anyway, and such a peer, once back,
+    /// wakes the group with its first pre-vote. So a store going down does
+    /// not keep every group it had a follower in awake.
+    pub fn hibernate_despite(&mut self, unreachable: &[u64]) -> Result<()> {
+        self.raft.hibernate(unreachable)
     }
 
     /// Restarts the timers of a hibernating peer (the host suspects the

@@ -67,6 +67,9 @@ pub struct RaftConfig {
     /// How often log truncation is considered.
     #[serde(with = "humantime_serde")]
     pub log_gc_interval: Duration,
+    /// Idle regions stop ticking and heartbeating (after an election
+    /// timeout with nothing to do) until a request or message arrives.
+    pub hibernate_regions: bool,
 }
 
 /// Snapshot transfer limits.
@@ -139,6 +142,7 @@ impl Default for RaftConfig {
             log_gc_keep_entries: 1000,
             log_gc_threshold_entries: 5000,
             log_gc_interval: Duration::from_secs(10),
+            hibernate_regions: true,
         }
     }
 }

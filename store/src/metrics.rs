@@ -37,8 +37,11 @@ pub struct StoreMetrics {
     pub regions: IntGauge,
     /// Regions this store leads.
     pub leaders: IntGauge,
-    /// Regions hibernating.
+    /// Regions hibernating (left out of the store-wide tick).
     pub hibernated: IntGauge,
+    /// Stores this store shares regions with and has not heard from for
+    /// an election timeout.
+    pub unreachable_stores: IntGauge,
     /// Snapshot events: generated, sent, received, applied, failed.
     pub snapshots: IntCounterVec,
     /// Splits carried out.
@@ -175,7 +178,12 @@ impl StoreMetrics {
             hibernated: gauge(
                 &r,
                 "flotilla_store_hibernated_regions",
-                "Regions hibernating.",
+                "Regions hibernating (left out of the store-wide tick).",
+            ),
+            unreachable_stores: gauge(
+                &r,
+                "flotilla_store_unreachable_stores",
+                "Stores sharing regions with this one, silent for an election timeout.",
             ),
             snapshots: counter_vec(
                 &r,

@@ -159,6 +159,7 @@ async fn every_store_metric_family_is_exported() {
         "flotilla_store_regions",
         "flotilla_store_leaders",
         "flotilla_store_hibernated_regions",
+        "flotilla_store_unreachable_stores",
         "flotilla_store_splits_total",
         "flotilla_store_lease_reads_total",
         "flotilla_store_read_index_reads_total",

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod store;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_flotilla");
 
 pub fn free_port() -> u16 {

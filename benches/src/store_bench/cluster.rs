@@ -4,7 +4,6 @@
 //! the [`Cluster`] is stopped or dropped (a panic or Ctrl-C included), or
 //! servers inside this process, started as the store tests' harness does.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,17 +58,61 @@ impl Cluster {
         if params.in_process {
             start_in_process(dir, pd_client, pd_peer, pd_http).await
         } else {
-            let bin = match &params.flotilla_bin {
-                Some(b) => b.clone(),
-                None => default_bin()?,
-            };
-            anyhow::ensure!(
-                bin.is_file(),
-                "no flotilla binary at {} (build it with `cargo build --release`, or pass --flotilla-bin)",
-                bin.display()
-            );
-            start_processes(&bin, dir, pd_client, pd_peer, pd_http).await
+            Cluster::start_processes(params.flotilla_bin.as_deref(), dir).await
         }
+    }
+
+    /// Starts PD and [`REPLICAS`] stores under `dir` as `flotilla`
+    /// processes of `bin` (default: the one next to this executable).
+    pub async fn start_processes(bin: Option<&Path>, dir: &Path) -> anyhow::Result<Cluster> {
+        let bin = match bin {
+            Some(b) => b.to_path_buf(),
+            None => default_bin()?,
+        };
+        anyhow::ensure!(
+            bin.is_file(),
+            "no flotilla binary at {} (build it with `cargo build --release`, or pass --flotilla-bin)",
+            bin.display()
+        );
+        start_processes(&bin, dir, free_addr()?, free_addr()?, free_addr()?).await
+    }
+
+    /// The stores' process IDs (none in-process).
+    pub fn store_pids(&self) -> Vec<u32> {
+        match &self.kind {
+            Kind::Processes(p) => p.children[1..].iter().map(|c| c.child.id()).collect(),
+            Kind::InProcess { .. } => Vec::new(),
+        }
+    }
+
+    /// Kills (SIGKILL) stores `which` and starts them again on the same
+    /// addresses and data, with `--config config` if given; returns once
+    /// they serve `/status`. Processes only.
+    pub async fn restart_stores(
+        &mut self,
+        which: &[usize],
+        config: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let Kind::Processes(p) = &mut self.kind else {
+            bail!("restarting needs store processes");
+        };
+        for &i in which {
+            p.children[i + 1].kill();
+        }
+        for &i in which {
+            let c = &p.children[i + 1];
+            let mut args = c.args.clone();
+            if let Some(config) = config {
+                args.extend(["--config".to_string(), path_str(config)?.to_string()]);
+            }
+            let (name, log) = (c.name.clone(), c.log.clone());
+            let child = p.launch(&name, &log, &args)?;
+            p.children[i + 1] = child;
+        }
+        for &i in which {
+            p.wait_serving(&self.stores[i].status).await?;
+        }
+        Ok(())
     }
 
     /// "processes (BIN)" or "in-process".
@@ -211,15 +254,7 @@ async fn start_processes(
         addrs.push(a);
     }
     for a in &addrs {
-        procs.wait_listening(&a.status).await?;
-        let started = Instant::now();
-        while let Err(e) = http::get(&a.status, "/status").await {
-            procs.check_alive()?;
-            if started.elapsed() > START_DEADLINE {
-                return Err(e.context(format!("store at {} never served /status", a.status)));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        procs.wait_serving(&a.status).await?;
     }
     Ok(Cluster {
         pd_client,
@@ -229,15 +264,50 @@ async fn start_processes(
     })
 }
 
-/// Child processes, killed (SIGKILL) and reaped on drop.
+/// Child processes (PD first, then the stores), killed (SIGKILL) and
+/// reaped on drop.
 struct Processes {
     bin: PathBuf,
-    children: Vec<(String, PathBuf, Child)>,
+    children: Vec<Running>,
+}
+
+/// One child process and how it was started.
+struct Running {
+    name: String,
+    log: PathBuf,
+    args: Vec<String>,
+    child: Child,
+}
+
+impl Running {
+    /// SIGKILL, then reap.
+    fn kill(&mut self) {
+        if let Err(e) = self.child.kill() {
+            progress(&format!(
+                "killing {} (pid {}): {e}",
+                self.name,
+                self.child.id()
+            ));
+        }
+        let _ = self.child.wait();
+    }
 }
 
 impl Processes {
     fn spawn(&mut self, name: &str, log: &Path, args: &[&str]) -> anyhow::Result<()> {
-        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let running = self.launch(name, log, &args)?;
+        self.children.push(running);
+        Ok(())
+    }
+
+    fn launch(&self, name: &str, log: &Path, args: &[String]) -> anyhow::Result<Running> {
+        // Appending: a restarted process's log follows its earlier one.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let child = Command::new(&self.bin)
             .args(args)
@@ -249,8 +319,25 @@ impl Processes {
                 format!("starting {name}: {} {}", self.bin.display(), args.join(" "))
             })?;
         progress(&format!("started {name} (pid {})", child.id()));
-        self.children
-            .push((name.to_string(), log.to_path_buf(), child));
+        Ok(Running {
+            name: name.to_string(),
+            log: log.to_path_buf(),
+            args: args.to_vec(),
+            child,
+        })
+    }
+
+    /// Waits until a store answers `/status`.
+    async fn wait_serving(&mut self, status_addr: &str) -> anyhow::Result<()> {
+        self.wait_listening(status_addr).await?;
+        let started = Instant::now();
+        while let Err(e) = http::get(status_addr, "/status").await {
+            self.check_alive()?;
+            if started.elapsed() > START_DEADLINE {
+                return Err(e.context(format!("store at {status_addr} never served /status")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(())
     }
 
@@ -265,13 +352,14 @@ impl Processes {
     /// One line (and log tail) per process that has exited.
     fn exited(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, log, child) in &mut self.children {
-            if let Ok(Some(status)) = child.try_wait() {
+        for r in &mut self.children {
+            if let Ok(Some(status)) = r.child.try_wait() {
                 out.push(format!(
-                    "{name} (pid {}) exited ({status}); end of {} (kept only with --keep):\n{}",
-                    child.id(),
-                    log.display(),
-                    tail(log, 20)
+                    "{} (pid {}) exited ({status}); end of {} (kept only with --keep):\n{}",
+                    r.name,
+                    r.child.id(),
+                    r.log.display(),
+                    tail(&r.log, 20)
                 ));
             }
         }
@@ -297,11 +385,8 @@ impl Processes {
 impl Drop for Processes {
     fn drop(&mut self) {
         // Stores first, PD last (the reverse of start order).
-        for (name, _, child) in self.children.iter_mut().rev() {
-            if let Err(e) = child.kill() {
-                progress(&format!("killing {name} (pid {}): {e}", child.id()));
-            }
-            let _ = child.wait();
+        for r in self.children.iter_mut().rev() {
+            r.kill();
         }
     }
 }

@@ -16,11 +16,13 @@ use crate::tracker::ProgressState;
 use crate::types::{StateRole, NO_PEER};
 
 impl<S: Storage> Raft<S> {
-    /// Stops this peer's timers if the group is idle.
-    pub(crate) fn hibernate(&mut self) -> Result<()> {
+    /// Stops this peer's timers if the group is idle. A leader may leave
+    /// the `unreachable` peers behind (their stores are down): a quorum
+    /// holds the whole log, and a returning peer's pre-vote wakes the group.
+    pub(crate) fn hibernate(&mut self, unreachable: &[u64]) -> Result<()> {
         match self.state {
             StateRole::Leader => {
-                self.check_leader_quiescent()?;
+                self.check_leader_quiescent(unreachable)?;
                 self.bcast_heartbeat(true);
                 // Acknowledgements of this round must not renew a lease (nor
                 // may anything revive one forfeited by a transfer).
@@ -33,7 +35,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn check_leader_quiescent(&self) -> Result<()> {
+    fn check_leader_quiescent(&self, unreachable: &[u64]) -> Result<()> {
         let log = &self.raft_log;
         let last = log.last_index();
         if self.lead_transferee != NO_PEER {
@@ -52,6 +54,7 @@ impl<S: Storage> Raft<S> {
         }
         let lagging = self.prs.progress.iter().any(|(&id, pr)| {
             id != self.id
+                && !unreachable.contains(&id)
                 && (pr.matched != last || pr.commit != last || pr.state != ProgressState::Replicate)
         });
         if lagging {

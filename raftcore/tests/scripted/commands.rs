@@ -22,7 +22,7 @@
 //! `tick-heartbeat ID`, `propose ID DATA`, `propose-batch ID D...`,
 //! `propose-conf-change ID [v4] [l5] [r3] [transition=auto|implicit|explicit]`
 //! (no changes: leave-joint), `read-index ID CTX`, `transfer-leader ID TO`,
-//! `hibernate ID`, `wake ID`, `report-unreachable ID PEER`,
+//! `hibernate ID [despite=(3)]`, `wake ID`, `report-unreachable ID PEER`,
 //! `report-snapshot ID PEER ok|fail`, `step ID type=T from=F term=N ...`.
 //!
 //! Inspection: `status ID`, `raft-log ID`, `raft-state`, `state-machine ID`,
@@ -76,7 +76,11 @@ pub fn run(env: &mut Env, mut cmd: Cmd) -> ScriptResult<String> {
             let (id, to) = (cmd.next()?, cmd.next()?);
             on_raw(env, id, |raw| raw.transfer_leader(to).err())?
         }
-        "hibernate" => on_node(env, &mut cmd, |raw| raw.hibernate().err())?,
+        "hibernate" => {
+            let id = cmd.next()?;
+            let despite = cmd.key_list::<u64>("despite")?.unwrap_or_default();
+            on_raw(env, id, |raw| raw.hibernate_despite(&despite).err())?
+        }
         "wake" => on_node(env, &mut cmd, |raw| {
             raw.wake();
             None

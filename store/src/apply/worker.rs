@@ -155,7 +155,13 @@ impl Worker {
                 );
             }
         }
+        let splits = results
+            .iter()
+            .any(|(_, r)| matches!(r, ExecResult::Split { .. }));
         fail::point("apply_before_write");
+        if splits {
+            fail::point("apply_split_before_write");
+        }
         let started = std::time::Instant::now();
         if let Err(e) = self.engine.write(wb, false) {
             // The engine is gone (disk failure): nothing may be
@@ -166,6 +172,10 @@ impl Worker {
             .apply_duration
             .observe(started.elapsed().as_secs_f64());
         fail::point("apply_after_write");
+        if splits {
+            // Durable, but no new peer started and no one told.
+            fail::point("apply_split_after_write");
+        }
         for (cb, result) in replies {
             let _ = cb.send(result);
         }

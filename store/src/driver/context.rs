@@ -71,6 +71,8 @@ pub struct StoreContext {
     pub split_checker: SplitChecker,
     /// Held while a peer is created or destroyed.
     pub lifecycle: Mutex<()>,
+    /// Which other stores this store hears from.
+    pub liveness: super::liveness::StoreLiveness,
 }
 
 impl StoreContext {

@@ -8,7 +8,9 @@
 //! requests), and only if:
 //! - this store has no tombstone of the region that is as new as the
 //!   message (a removed peer's stale traffic must not resurrect it), and
-//!   no older peer than the one addressed;
+//!   the message is not for the removed peer itself (peer IDs say nothing
+//!   about age: PD hands out IDs from reserved blocks, so only `conf_ver`
+//!   orders configurations);
 //! - the message's range overlaps no region here: a split not yet applied
 //!   on this store will create that peer itself, from the split.
 
@@ -59,7 +61,7 @@ pub fn maybe_create_peer(
                 .iter()
                 .find(|p| p.store_id == store.store_id)
                 .map_or(0, |p| p.id);
-            if new_conf <= old_conf || to.id <= old_peer {
+            if new_conf <= old_conf || to.id == old_peer {
                 return false;
             }
         }
@@ -80,8 +82,12 @@ pub fn maybe_create_peer(
     if store.overlaps_another(&claimed) {
         return false;
     }
+    // No range or peers yet; the epoch of the message that created it
+    // tells later messages for another peer of the region here whether
+    // they are stale or this peer is.
     let region = flotilla_proto::metapb::Region {
         id: region_id,
+        region_epoch: envelope.region_epoch,
         ..Default::default()
     };
     let storage = PeerStorage::uninitialized(store.engine.clone(), region);

@@ -145,4 +145,8 @@ impl Handler<Peer, PeerMsg> for RaftHandler {
             let _ = self.router.send(id, PeerMsg::Wake);
         }
     }
+
+    fn hibernating(&self, peer: &Peer) -> bool {
+        peer.is_hibernating()
+    }
 }

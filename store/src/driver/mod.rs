@@ -1,10 +1,13 @@
 //! The multi-Raft driver: the shared state every peer sees
 //! ([`context`]), the poller handler that runs a round for the regions with
 //! work ([`handler`]), and the system that starts pollers, apply pool and
-//! the one store-wide ticker ([`system`]), and peers created by a message
+//! the one store-wide ticker ([`system`], [`ticker`]), which stores this
+//! store still hears from ([`liveness`]), and peers created by a message
 //! from a new region's leader ([`create`]).
 
 pub mod context;
 pub mod create;
 pub mod handler;
+pub mod liveness;
 pub mod system;
+pub mod ticker;

@@ -121,15 +121,12 @@ impl RaftSystem {
                 });
             threads.push(spawned.expect("spawn poller thread"));
         }
-        let tick = cfg.tick_interval;
-        let (ticker_router, ticker_stop) = (router.clone(), stop.clone());
+        let (ticker_store, ticker_router, ticker_stop) =
+            (store.clone(), router.clone(), stop.clone());
         let ticker = std::thread::Builder::new()
             .name("raft-ticker".into())
             .spawn(move || {
-                while !ticker_stop.load(Ordering::Acquire) {
-                    std::thread::sleep(tick);
-                    ticker_router.schedule_all();
-                }
+                super::ticker::run(&ticker_store, &ticker_router, &*transport, &ticker_stop);
             });
         threads.push(ticker.expect("spawn ticker thread"));
         RaftSystem {

@@ -109,7 +109,7 @@ impl Peer {
             self.me = *me;
         }
         self.node.storage_mut().set_region(region);
-        cx.store.publish(self.meta());
+        self.publish_meta(cx);
         cx.store.note_role_change(self.region().id);
         if removed {
             self.start_destroy(cx, "removed from the region");

@@ -1,6 +1,6 @@
 //! Destroying a peer: removed by a membership change, told so by a peer
-//! of a newer configuration (a tombstone message), or replaced by a newer
-//! peer of the same region on this store.
+//! of a newer configuration (a tombstone message), or replaced by another
+//! peer of the same region on this store in a newer configuration.
 //!
 //! Once no entry of the region is still being applied, one synced write
 //! marks the region **tombstone** (keeping its last shape, so stale
@@ -111,8 +111,9 @@ impl Peer {
     }
 
     /// A message that may tell this peer it is stale: a tombstone from a
-    /// newer configuration, or a message for a newer peer of the region on
-    /// this store. Returns true if the message was consumed.
+    /// newer configuration, or a message from a newer configuration for
+    /// another peer of the region on this store. Returns true if the
+    /// message was consumed.
     pub(super) fn check_stale_message(&mut self, cx: &mut PeerContext, m: &RaftMessage) -> bool {
         let to = m.to_peer.map_or(0, |p| p.id);
         let mine = self.region().region_epoch.unwrap_or_default();
@@ -123,8 +124,14 @@ impl Peer {
             }
             return true;
         }
-        if to > self.me.id {
-            self.start_destroy(cx, "a newer peer of the region is on this store");
+        if to != 0 && to != self.me.id {
+            // Another peer of this region on this store: whichever side
+            // knows the older configuration is stale (peer IDs are not
+            // ordered; an uninitialized peer's epoch is that of the
+            // message that created it).
+            if theirs.conf_ver > mine.conf_ver {
+                self.start_destroy(cx, "a newer configuration has another peer here");
+            }
             return true;
         }
         false

@@ -10,6 +10,7 @@
 
 pub mod conf_change;
 pub mod destroy;
+pub mod hibernate;
 pub mod msg;
 pub mod propose;
 pub mod read;
@@ -62,6 +63,10 @@ pub struct Peer {
     /// uninitialized peer answers its leader through this.
     peer_cache: std::collections::HashMap<u64, metapb::Peer>,
     destroy: Option<destroy::Destroy>,
+    hibernate: hibernate::HibernateState,
+    /// The pending peers last published (PD promotes a learner only once
+    /// it is no longer listed).
+    published_pending: Vec<metapb::Peer>,
 }
 
 /// Builds raftcore's configuration for peer `id` from the store's.
@@ -125,6 +130,8 @@ impl Peer {
             },
             peer_cache: Default::default(),
             destroy: None,
+            hibernate: Default::default(),
+            published_pending: Vec::new(),
         })
     }
 
@@ -163,8 +170,14 @@ impl Peer {
     pub fn on_msg(&mut self, cx: &mut PeerContext, msg: PeerMsg) {
         match msg {
             PeerMsg::Raft(m) => self.on_raft_message(cx, *m),
-            PeerMsg::Write(cmd) => self.on_write(cx, cmd),
-            PeerMsg::Read(cmd) => self.on_read(cx, cmd),
+            PeerMsg::Write(cmd) => {
+                self.note_activity();
+                self.on_write(cx, cmd)
+            }
+            PeerMsg::Read(cmd) => {
+                self.note_activity();
+                self.on_read(cx, cmd)
+            }
             PeerMsg::Applied(_) | PeerMsg::Wake => {}
             PeerMsg::SplitCheckResult(out) => self.on_split_check_result(cx, out),
             PeerMsg::Split(cmd) => self.on_split(cx, cmd),
@@ -177,6 +190,7 @@ impl Peer {
             PeerMsg::TransferLeader { epoch, to } => self.on_transfer_leader(epoch, to),
             PeerMsg::ChangePeer { epoch, changes } => self.on_change_peer(cx, epoch, changes),
             PeerMsg::InitFromSplit => self.init_from_split(cx),
+            PeerMsg::LeaderUnreachable => self.on_leader_unreachable(),
             PeerMsg::Unreachable { to_peer } => self.node.report_unreachable(to_peer),
             PeerMsg::SnapshotSent { to_peer, ok } => {
                 let status = if ok {
@@ -264,7 +278,7 @@ impl Peer {
         match Peer::new(self.me, storage, &cx.store.cfg.raft, cx.store) {
             Ok(peer) => {
                 *self = peer;
-                cx.store.publish(self.meta());
+                self.publish_meta(cx);
                 tracing::info!(region = id, "uninitialized peer initialized by a split");
             }
             Err(e) => tracing::error!(region = id, error = %e, "initializing from a split failed"),
@@ -297,10 +311,10 @@ impl Peer {
         if split_check_due {
             self.maybe_check_split(cx);
         }
-        if heartbeat_due && self.is_leader() {
-            // Fresh pending peers for the next region heartbeat.
-            cx.store.publish(self.meta());
+        if heartbeat_due || !self.published_pending.is_empty() {
+            self.refresh_pending_peers(cx);
         }
+        self.maybe_hibernate(cx, behind);
     }
 
     /// A PD operator step: hand leadership to `to`.
@@ -310,6 +324,22 @@ impl Peer {
         }
         if let Err(e) = self.node.transfer_leader(to.id) {
             tracing::debug!(region = self.region().id, error = %e, "leader transfer refused");
+        }
+    }
+
+    /// Publishes this region's metadata for PD and the status pages.
+    pub(super) fn publish_meta(&mut self, cx: &PeerContext) {
+        let meta = self.meta();
+        self.published_pending = meta.pending_peers.clone();
+        cx.store.publish(meta);
+    }
+
+    /// Republishes when the pending peers changed — at once to PD, which
+    /// waits for a learner to catch up before promoting it.
+    pub(super) fn refresh_pending_peers(&mut self, cx: &PeerContext) {
+        if self.pending_peers() != self.published_pending {
+            self.publish_meta(cx);
+            cx.store.note_role_change(self.region().id);
         }
     }
 

@@ -54,6 +54,9 @@ pub enum PeerMsg {
     /// A split applied here created this (uninitialized) peer's region:
     /// load it.
     InitFromSplit,
+    /// The store of this (hibernating) follower's leader went silent:
+    /// restart the election timer.
+    LeaderUnreachable,
     /// Move leadership to the peer on `to_store` (a PD operator step).
     TransferLeader {
         /// The epoch the step was meant for.

@@ -99,7 +99,7 @@ impl Peer {
                 self.fail_unconfirmed_reads(self.leader());
             }
             cx.store.note_role_change(self.region().id);
-            cx.store.publish(self.meta());
+            self.publish_meta(cx);
         }
         let messages = std::mem::take(&mut rd.messages);
         self.send_messages(cx, messages, false);
@@ -193,6 +193,7 @@ impl Peer {
             start_key: region.start_key.clone(),
             end_key: region.end_key.clone(),
             is_tombstone: false,
+            is_store_heartbeat: false,
         }
     }
 }

@@ -99,11 +99,15 @@ impl Peer {
             .storage()
             .prepare_snapshot(cx.wb, &region, meta.index, meta.term);
         *cx.must_sync = true;
+        // In the round's batch, not yet written.
+        crate::fail::point("snapshot_before_persist");
     }
 
     /// After the snapshot is durable: the peer and its apply thread
     /// continue from it.
     pub(super) fn finish_snapshot(&mut self, cx: &mut PeerContext, snapshot: &Snapshot) {
+        // Durable, but the peer does not know yet.
+        crate::fail::point("snapshot_after_persist");
         let region_id = self.region().id;
         let key = snap_key(region_id, snapshot);
         let region = snapshot_data(snapshot)
@@ -130,7 +134,7 @@ impl Peer {
             .snapshots
             .with_label_values(&["applied"])
             .inc();
-        cx.store.publish(self.meta());
+        self.publish_meta(cx);
         self.serve_applied_reads();
     }
 }

@@ -41,12 +41,17 @@ impl Peer {
         cx.store.cfg.split.region_split_size.as_u64() / 16
     }
 
+    /// Whether the region grew enough since it was last measured.
+    pub(super) fn split_check_due(&self, cx: &PeerContext) -> bool {
+        self.split.size_diff_hint >= Self::split_check_threshold(cx)
+    }
+
     /// On the split-check cadence: has the region measured if it grew.
     pub(super) fn maybe_check_split(&mut self, cx: &mut PeerContext) {
         if !self.is_leader() || self.split.check_pending {
             return;
         }
-        if self.split.size_diff_hint < Self::split_check_threshold(cx) {
+        if !self.split_check_due(cx) {
             return;
         }
         let task = SplitCheckTask {
@@ -75,7 +80,7 @@ impl Peer {
         }
         self.split.approximate_size = out.size;
         self.split.approximate_keys = out.keys;
-        cx.store.publish(self.meta());
+        self.publish_meta(cx);
         if out.split_keys.is_empty() {
             self.split.size_diff_hint = 0;
             return;
@@ -216,7 +221,7 @@ impl Peer {
         self.split.approximate_size /= parts;
         self.split.approximate_keys /= parts;
         self.split.size_diff_hint = Self::split_check_threshold(cx);
-        cx.store.publish(self.meta());
+        self.publish_meta(cx);
         cx.store.note_role_change(self.region().id);
         let leads = self.is_leader();
         for new in &regions[1..] {

@@ -19,6 +19,12 @@ pub trait Handler<F, M> {
     /// Ends the round: persists and sends what the handled regions
     /// produced, then finishes each one (`fsm` again, after the persist).
     fn end_round(&mut self, regions: &mut [(u64, &mut F)]);
+
+    /// Whether `fsm` needs no ticks until its next message (asked after
+    /// every round it took part in).
+    fn hibernating(&self, _fsm: &F) -> bool {
+        false
+    }
 }
 
 /// Limits of one round.
@@ -75,6 +81,9 @@ fn round<F, M, H: Handler<F, M>>(
         guards.iter_mut().map(|(id, g)| (*id, &mut **g)).collect();
     handler.end_round(&mut regions);
     drop(regions);
+    for (slot, (_, fsm)) in batch.iter().zip(guards.iter()) {
+        slot.set_hibernating(handler.hibernating(fsm));
+    }
     drop(guards);
     for slot in batch {
         router.release(slot);

@@ -9,6 +9,10 @@
 //! poller at a time (its state needs no further locking in practice), no
 //! region has a thread, task or timer of its own, and an idle region costs
 //! nothing but its map entry. (TiKV's batch-system, simplified.)
+//!
+//! A slot whose state machine *hibernates* (an idle Raft group whose
+//! timers stopped) is left out of the store-wide tick; any message still
+//! schedules it. The poller sets the flag after each round.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +42,9 @@ pub struct Slot<F, M> {
     /// Invariant: true exactly while the slot is on the ready queue or
     /// held by a poller.
     scheduled: AtomicBool,
+    /// The state machine needs no ticks (see [`Router::schedule_ticking`]).
+    hibernating: AtomicBool,
+    capacity: usize,
 }
 
 impl<F, M> Slot<F, M> {
@@ -49,6 +56,16 @@ impl<F, M> Slot<F, M> {
     /// Messages waiting.
     pub fn pending(&self) -> usize {
         self.rx.len()
+    }
+
+    /// Leaves the slot out of (or back in) the store-wide tick.
+    pub fn set_hibernating(&self, hibernating: bool) {
+        self.hibernating.store(hibernating, Ordering::Release);
+    }
+
+    /// Whether the slot is left out of the store-wide tick.
+    pub fn is_hibernating(&self) -> bool {
+        self.hibernating.load(Ordering::Acquire)
     }
 }
 
@@ -81,13 +98,18 @@ impl<F, M> Router<F, M> {
         if slots.contains_key(&id) {
             return false;
         }
-        let (tx, rx) = crossbeam_channel::bounded(self.mailbox_capacity);
+        // Unbounded with a length check rather than `bounded`: a bounded
+        // channel allocates its whole capacity up front, which ten
+        // thousand idle regions cannot afford.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let slot = Slot {
             id,
             tx,
             rx,
             fsm: Mutex::new(fsm),
             scheduled: AtomicBool::new(false),
+            hibernating: AtomicBool::new(false),
+            capacity: self.mailbox_capacity,
         };
         slots.insert(id, Arc::new(slot));
         true
@@ -118,6 +140,9 @@ impl<F, M> Router<F, M> {
         let Some(slot) = self.slots.read().get(&id).cloned() else {
             return Err(SendError::NotFound(msg));
         };
+        if slot.rx.len() >= slot.capacity {
+            return Err(SendError::Full(msg));
+        }
         match slot.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
@@ -128,11 +153,26 @@ impl<F, M> Router<F, M> {
         Ok(())
     }
 
-    /// Schedules every registered region (the store-wide tick).
-    pub fn schedule_all(&self) {
+    /// Schedules every registered region that does not hibernate (the
+    /// store-wide tick); returns how many hibernate.
+    pub fn schedule_ticking(&self) -> usize {
+        let mut hibernating = 0;
         for slot in self.slots.read().values() {
-            self.schedule(slot);
+            if slot.is_hibernating() {
+                hibernating += 1;
+            } else {
+                self.schedule(slot);
+            }
         }
+        hibernating
+    }
+
+    /// Whether region `id` hibernates (false if it is not registered).
+    pub fn is_hibernating(&self, id: u64) -> bool {
+        self.slots
+            .read()
+            .get(&id)
+            .is_some_and(|slot| slot.is_hibernating())
     }
 
     fn schedule(&self, slot: &Arc<Slot<F, M>>) {
@@ -198,16 +238,27 @@ mod tests {
     }
 
     #[test]
-    fn schedule_all_queues_each_region_once() {
+    fn the_tick_schedules_each_ticking_region_once() {
         let router: Router<(), ()> = Router::new(4);
-        for id in 1..=3 {
+        for id in 1..=4 {
             router.register(id, ());
         }
         router.send(2, ()).unwrap();
-        router.schedule_all();
+        let slot4 = router.slots.read()[&4].clone();
+        slot4.set_hibernating(true);
+        assert!(router.is_hibernating(4) && !router.is_hibernating(1));
+        assert_eq!(router.schedule_ticking(), 1, "one region hibernates");
         let mut ids: Vec<u64> = router.ready().try_iter().map(|s| s.id).collect();
         ids.sort();
-        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(ids, vec![1, 2, 3], "no tick for the hibernating one");
+        for slot in [1, 2, 3].map(|id| router.slots.read()[&id].clone()) {
+            slot.drain(8);
+            router.release(&slot);
+        }
+        // A message still reaches a hibernating region.
+        router.send(4, ()).unwrap();
+        let ids: Vec<u64> = router.ready().try_iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![4]);
     }
 
     /// Many senders, two pollers: every message is handled exactly once and

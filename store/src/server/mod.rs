@@ -132,6 +132,7 @@ impl Store {
             pd_tasks,
             split_checker,
             lifecycle: Default::default(),
+            liveness: Default::default(),
         });
         let filters = Arc::new(FilterChain::default());
         let sender = SnapshotSender::new(

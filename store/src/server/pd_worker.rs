@@ -14,6 +14,7 @@
 //! ever acknowledged by one replica alone. A store with any state for that
 //! region (say, a tombstone) never recreates it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,7 +134,9 @@ pub async fn heartbeats(
                 send_regions(&sender, all);
             }
             _ = change_tick.tick() => {
-                let changed = std::mem::take(&mut *store.changed.lock());
+                let changed: HashSet<u64> = std::mem::take(&mut *store.changed.lock())
+                    .into_iter()
+                    .collect();
                 if !changed.is_empty() {
                     send_regions(&sender, led_regions(&store, Some(&changed)));
                 }
@@ -155,7 +158,7 @@ fn send_regions(
 }
 
 /// Heartbeats of the regions this store leads (only `only`, if given).
-fn led_regions(store: &StoreContext, only: Option<&[u64]>) -> Vec<pdpb::RegionHeartbeat> {
+fn led_regions(store: &StoreContext, only: Option<&HashSet<u64>>) -> Vec<pdpb::RegionHeartbeat> {
     store
         .regions
         .read()

@@ -54,7 +54,7 @@ impl LinkShared {
     pub(super) fn report_unreachable(&self, msgs: &[RaftMessage]) {
         self.metrics.messages_dropped.inc_by(msgs.len() as u64);
         let mut seen = Vec::new();
-        for m in msgs {
+        for m in msgs.iter().filter(|m| !m.is_store_heartbeat) {
             let to_peer = m.to_peer.as_ref().map_or(0, |p| p.id);
             if !seen.contains(&(m.region_id, to_peer)) {
                 seen.push((m.region_id, to_peer));

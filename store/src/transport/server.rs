@@ -67,7 +67,11 @@ impl RaftService {
         let mut msgs = msgs;
         self.filters
             .apply(Direction::Inbound, from_store, &mut msgs);
-        for envelope in msgs {
+        if !msgs.is_empty() {
+            let now = self.store.current_tick();
+            self.store.liveness.heard(from_store, now);
+        }
+        for envelope in msgs.into_iter().filter(|m| !m.is_store_heartbeat) {
             self.deliver_one(envelope);
         }
     }

@@ -368,6 +368,25 @@ impl Cluster {
             .expect("connect to PD")
     }
 
+    /// Splits the region holding `keys[0]` at `keys` (its leader gets one
+    /// `SplitRegion` call, retried until it succeeds).
+    pub async fn split(&self, keys: Vec<bytes::Bytes>) {
+        let first = keys.first().expect("split keys").clone();
+        wait_for("the split", LONG, || async {
+            let (i, ctx) = self.wait_route(&first).await;
+            let resp = self
+                .kv(i)
+                .await
+                .split_region(timed(flotilla_proto::kvrpcpb::SplitRegionRequest {
+                    context: Some(ctx),
+                    split_keys: keys.clone(),
+                }))
+                .await;
+            resp.is_ok_and(|r| r.get_ref().region_error.is_none())
+        })
+        .await;
+    }
+
     /// The regions store `i` holds, in key order.
     pub fn regions_of(&self, i: usize) -> Vec<metapb::Region> {
         let mut regions: Vec<metapb::Region> = self
