@@ -14,25 +14,34 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// The body of `GET path` at `addr` (`host:port`); fails unless the answer
 /// is `200`.
 pub async fn get(addr: &str, path: &str) -> anyhow::Result<String> {
-    request(addr, "GET", path).await
+    request(addr, "GET", path, "").await
 }
 
 /// The body of `DELETE path` at `addr`; fails unless the answer is `200`.
 pub async fn delete(addr: &str, path: &str) -> anyhow::Result<String> {
-    request(addr, "DELETE", path).await
+    request(addr, "DELETE", path, "").await
 }
 
-async fn request(addr: &str, method: &str, path: &str) -> anyhow::Result<String> {
-    tokio::time::timeout(TIMEOUT, request_inner(addr, method, path))
+/// The answer to `POST path` with a JSON `body`; fails unless it is `200`.
+pub async fn post(addr: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    request(addr, "POST", path, body).await
+}
+
+async fn request(addr: &str, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    tokio::time::timeout(TIMEOUT, request_inner(addr, method, path, body))
         .await
         .map_err(|_| anyhow!("{method} http://{addr}{path}: no answer within {TIMEOUT:?}"))?
 }
 
-async fn request_inner(addr: &str, method: &str, path: &str) -> anyhow::Result<String> {
+async fn request_inner(addr: &str, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to http://{addr}"))?;
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;

@@ -25,13 +25,17 @@
 //! The idle-region benchmark (binary `idle-regions`, module
 //! [`idle_regions`]) cuts a 3-store cluster into 10,000 regions and measures
 //! what they cost each store while they hibernate (against hibernation
-//! off), and how fast the stores serve again after a restart.
+//! off), and how fast the stores serve again after a restart. The
+//! lifecycle benchmark (binary `lifecycle-bench`, module [`lifecycle`])
+//! times a 96 MiB region's move to a new store and splits under load.
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod http;
 pub mod idle_groups;
 pub mod idle_regions;
+pub mod lifecycle;
 pub mod pd_scale;
 pub mod raftcore_group;
 pub mod store_bench;

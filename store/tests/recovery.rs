@@ -25,6 +25,16 @@ fn holds_all(cluster: &Cluster, i: usize, n: u32) -> bool {
     (0..n).all(|k| engine.get("default", &key(k)).ok().flatten() == Some(value(k)))
 }
 
+/// Snapshots store `i` installed (its metric).
+fn snapshots_applied(cluster: &Cluster, i: usize) -> u64 {
+    let metrics = cluster.store(i).context().metrics.render();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flotilla_store_snapshots_total{event=\"applied\"} "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 fn apply_state(cluster: &Cluster, i: usize, region: u64) -> RaftApplyState {
     cluster
         .store(i)
@@ -94,12 +104,7 @@ async fn a_store_behind_the_truncated_log_catches_up_by_snapshot() {
         || async { holds_all(&cluster, lagging, 200) },
     )
     .await;
-    let metrics = cluster.store(lagging).context().metrics.render();
-    let applied = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("flotilla_store_snapshots_total{event=\"applied\"} "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let applied = snapshots_applied(&cluster, lagging);
     assert!(applied >= 1, "the lagging store applied no snapshot");
     // Snapshot files do not outlive their use, on either side.
     wait_for("snapshot files to be collected", LONG, || async {
@@ -186,5 +191,58 @@ async fn an_isolated_leader_is_replaced_and_catches_up_after_the_partition_heals
     for i in 0..60 {
         assert_eq!(cluster.get(&key(i)).await, Some(value(i)));
     }
+    cluster.shutdown().await;
+}
+
+/// A snapshot racing a split: a store away while its region splits, and
+/// whose log the leaders truncated meanwhile, gets the split inside a
+/// snapshot of the left half. The right half's leader cannot create its
+/// peer there while the old, wider range still covers it; once the left
+/// half's snapshot shrinks that range, it can, and fills it by its own
+/// snapshot. Ranges stay disjoint and covering, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_away_during_a_split_gets_both_halves_by_snapshot() {
+    let mut cluster = Cluster::start_with(3, |cfg| {
+        cfg.raft.log_gc_keep_entries = 5;
+        cfg.raft.log_gc_threshold_entries = 10;
+        cfg.raft.log_gc_interval = Duration::from_millis(100);
+    })
+    .await;
+    let region = cluster.first_region().await;
+    cluster.put(&key(0), &value(0)).await;
+    let away = (cluster.wait_for_leader(region).await + 1) % 3;
+    cluster.stop_store(away).await;
+    cluster.split(vec![common::kv::b(key(100))]).await;
+    for i in 0..200 {
+        cluster.put(&key(i), &value(i)).await;
+    }
+    let here = (away + 1) % 3;
+    wait_for(
+        "both halves' leaders to truncate their logs",
+        LONG,
+        || async {
+            let halves = cluster.regions_of(here);
+            halves.len() == 2
+                && halves.iter().all(|r| {
+                    cluster.leader_of(r.id).is_some_and(|(i, _, _)| {
+                        apply_state(&cluster, i, r.id).truncated_index > 20
+                    })
+                })
+        },
+    )
+    .await;
+    cluster.start_store(away).await;
+    wait_for(
+        "the store to hold both halves and every key",
+        LONG,
+        || async { cluster.regions_of(away).len() == 2 && holds_all(&cluster, away, 200) },
+    )
+    .await;
+    let halves = cluster.regions_of(away);
+    assert_eq!(halves[0].end_key, key(100));
+    assert_eq!(halves[1].start_key, key(100));
+    assert!(halves[0].start_key.is_empty() && halves[1].end_key.is_empty());
+    let applied = snapshots_applied(&cluster, away);
+    assert!(applied >= 2, "both halves came by snapshot ({applied})");
     cluster.shutdown().await;
 }

@@ -28,41 +28,5 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("idle-regions: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    // On Ctrl-C the future is dropped, and with it the cluster: its
-    // processes are killed and the temporary directory removed.
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = idle_regions::run(&cli.params) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
-        }
-    });
-    match result {
-        Some(Ok(report)) => {
-            if cli.json {
-                eprint!("{}", report.summary());
-                println!("{}", report.json());
-            } else {
-                print!("{}", report.summary());
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Some(Err(e)) => {
-            eprintln!("idle-regions: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-        None => {
-            eprintln!("idle-regions: interrupted");
-            std::process::ExitCode::from(130)
-        }
-    }
+    flotilla_benches::cli::run("idle-regions", cli.json, idle_regions::run(&cli.params))
 }

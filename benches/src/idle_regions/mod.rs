@@ -113,7 +113,8 @@ pub async fn run(params: &Params) -> anyhow::Result<Report> {
         .prefix("flotilla-idle-regions-")
         .tempdir_in(&base)?;
     progress(&format!("data under {}", dir.path().display()));
-    let mut cluster = Cluster::start_processes(params.flotilla_bin.as_deref(), dir.path()).await?;
+    let mut cluster =
+        Cluster::start_processes(params.flotilla_bin.as_deref(), dir.path(), &[]).await?;
     let result = measure(params, &mut cluster, dir.path()).await;
     let problems = cluster.problems();
     cluster.stop().await;
@@ -359,9 +360,8 @@ where
     }
 }
 
-impl Report {
-    /// The human summary.
-    pub fn summary(&self) -> String {
+impl crate::cli::Summary for Report {
+    fn summary(&self) -> String {
         let cost = |c: &IdleCost| {
             let cpu: Vec<String> = c.cpu_percent.iter().map(|v| format!("{v:.2}%")).collect();
             let rss: Vec<String> = c.rss_mib.iter().map(|v| format!("{v:.0}")).collect();
@@ -406,8 +406,7 @@ impl Report {
         out
     }
 
-    /// One JSON object.
-    pub fn json(&self) -> String {
+    fn json(&self) -> String {
         let cost = |c: &IdleCost| json!({"cpu_percent": c.cpu_percent, "rss_mib": c.rss_mib});
         json!({
             "regions": self.regions,

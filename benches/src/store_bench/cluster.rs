@@ -58,13 +58,18 @@ impl Cluster {
         if params.in_process {
             start_in_process(dir, pd_client, pd_peer, pd_http).await
         } else {
-            Cluster::start_processes(params.flotilla_bin.as_deref(), dir).await
+            Cluster::start_processes(params.flotilla_bin.as_deref(), dir, &[]).await
         }
     }
 
     /// Starts PD and [`REPLICAS`] stores under `dir` as `flotilla`
-    /// processes of `bin` (default: the one next to this executable).
-    pub async fn start_processes(bin: Option<&Path>, dir: &Path) -> anyhow::Result<Cluster> {
+    /// processes of `bin` (default: the one next to this executable); the
+    /// stores get `store_args` too (e.g. `--config FILE`).
+    pub async fn start_processes(
+        bin: Option<&Path>,
+        dir: &Path,
+        store_args: &[String],
+    ) -> anyhow::Result<Cluster> {
         let bin = match bin {
             Some(b) => b.to_path_buf(),
             None => default_bin()?,
@@ -74,7 +79,21 @@ impl Cluster {
             "no flotilla binary at {} (build it with `cargo build --release`, or pass --flotilla-bin)",
             bin.display()
         );
-        start_processes(&bin, dir, free_addr()?, free_addr()?, free_addr()?).await
+        let pd = (free_addr()?, free_addr()?, free_addr()?);
+        start_processes(&bin, dir, pd, store_args).await
+    }
+
+    /// Starts one more store process (with the same flags); returns its
+    /// index once it serves `/status`.
+    pub async fn add_store(&mut self) -> anyhow::Result<usize> {
+        let Kind::Processes(p) = &mut self.kind else {
+            bail!("adding a store needs store processes");
+        };
+        let i = self.stores.len();
+        let addrs = p.spawn_store(i, &self.pd_client)?;
+        p.wait_serving(&addrs.status).await?;
+        self.stores.push(addrs);
+        Ok(i)
     }
 
     /// The stores' process IDs (none in-process).
@@ -198,12 +217,13 @@ async fn start_in_process(
 async fn start_processes(
     bin: &Path,
     dir: &Path,
-    pd_client: String,
-    pd_peer: String,
-    pd_http: String,
+    (pd_client, pd_peer, pd_http): (String, String, String),
+    store_args: &[String],
 ) -> anyhow::Result<Cluster> {
     let mut procs = Processes {
         bin: bin.to_path_buf(),
+        dir: dir.to_path_buf(),
+        store_args: store_args.to_vec(),
         children: Vec::new(),
     };
     let max_replicas = REPLICAS.to_string();
@@ -231,27 +251,7 @@ async fn start_processes(
     Pd::connect(&pd_client, Some(&pd_http)).await?;
     let mut addrs = Vec::new();
     for i in 0..REPLICAS {
-        let a = StoreAddrs {
-            kv: free_addr()?,
-            status: free_addr()?,
-        };
-        let data = dir.join(format!("store-{i}"));
-        procs.spawn(
-            &format!("store-{i}"),
-            &dir.join(format!("store-{i}.log")),
-            &[
-                "store",
-                "--pd",
-                &pd_client,
-                "--addr",
-                &a.kv,
-                "--status-addr",
-                &a.status,
-                "--data-dir",
-                path_str(&data)?,
-            ],
-        )?;
-        addrs.push(a);
+        addrs.push(procs.spawn_store(i, &pd_client)?);
     }
     for a in &addrs {
         procs.wait_serving(&a.status).await?;
@@ -268,6 +268,10 @@ async fn start_processes(
 /// reaped on drop.
 struct Processes {
     bin: PathBuf,
+    /// Where data directories and logs go.
+    dir: PathBuf,
+    /// Flags every store gets.
+    store_args: Vec<String>,
     children: Vec<Running>,
 }
 
@@ -294,6 +298,31 @@ impl Running {
 }
 
 impl Processes {
+    /// Starts store `i` on fresh loopback ports.
+    fn spawn_store(&mut self, i: usize, pd_client: &str) -> anyhow::Result<StoreAddrs> {
+        let a = StoreAddrs {
+            kv: free_addr()?,
+            status: free_addr()?,
+        };
+        let data = self.dir.join(format!("store-{i}"));
+        let mut args = vec![
+            "store",
+            "--pd",
+            pd_client,
+            "--addr",
+            &a.kv,
+            "--status-addr",
+            &a.status,
+            "--data-dir",
+            path_str(&data)?,
+        ];
+        let extra = self.store_args.clone();
+        args.extend(extra.iter().map(String::as_str));
+        let log = self.dir.join(format!("store-{i}.log"));
+        self.spawn(&format!("store-{i}"), &log, &args)?;
+        Ok(a)
+    }
+
     fn spawn(&mut self, name: &str, log: &Path, args: &[&str]) -> anyhow::Result<()> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let running = self.launch(name, log, &args)?;

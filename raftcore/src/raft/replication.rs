@@ -126,6 +126,7 @@ impl<S: Storage> Raft<S> {
         self.round += 1;
         self.record_round_tick();
         let committed = self.raft_log.committed;
+        let last = self.raft_log.last_index();
         for to in self.other_peers() {
             let matched = self.prs.progress[&to].matched;
             self.send(Message {
@@ -135,7 +136,11 @@ impl<S: Storage> Raft<S> {
                 // hold: its log past `matched` may still diverge.
                 commit: matched.min(committed),
                 stamp: self.round,
-                hibernate,
+                // Only a follower holding the whole log may sleep: one left
+                // behind (hibernating despite it) must keep its election
+                // timer, so that it wakes the group and catches up — the
+                // capped commit would make it look up to date.
+                hibernate: hibernate && matched == last,
                 ..Message::default()
             });
         }

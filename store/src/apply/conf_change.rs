@@ -44,6 +44,14 @@ pub fn region_after(
                 vec![region.clone()],
             ));
         }
+        if let Some(c) = cc.changes.iter().find(|c| in_effect(region, c)) {
+            // PD resends a step until it sees it done; a repeat must not
+            // bump `conf_ver` (PD would take that for someone else's).
+            return Err(refuse(format!(
+                "{:?} of peer {} is already in effect",
+                c.change_type, c.node_id
+            )));
+        }
         let joint = cc.enters_joint().is_some();
         for change in &cc.changes {
             let current = region.peers.iter().find(|p| p.id == change.node_id);
@@ -103,6 +111,21 @@ pub fn region_after(
         version: epoch.version,
     });
     Ok(out)
+}
+
+/// Whether `change` would leave `region`'s membership as it is: adding a
+/// voter or learner that already has that role, removing a non-member.
+pub fn in_effect(region: &metapb::Region, change: &raftcore::ConfChangeSingle) -> bool {
+    let role = region
+        .peers
+        .iter()
+        .find(|p| p.id == change.node_id)
+        .map(|p| p.role);
+    match change.change_type {
+        ConfChangeType::AddNode => role == Some(PeerRole::Voter as i32),
+        ConfChangeType::AddLearnerNode => role == Some(PeerRole::Learner as i32),
+        ConfChangeType::RemoveNode => role.is_none(),
+    }
 }
 
 fn all_ids(cs: &ConfState) -> BTreeSet<u64> {
@@ -181,6 +204,9 @@ mod tests {
         let r = region_after(&r, &add, Some(&ctx(1, vec![learner]))).unwrap();
         assert_eq!(r.region_epoch.unwrap().conf_ver, 2);
         assert_eq!(roles(&r).last(), Some(&(4, PeerRole::Learner as i32)));
+        // PD resending the step at the new conf_ver changes nothing.
+        let again = region_after(&r, &add, Some(&ctx(2, vec![learner])));
+        assert!(again.unwrap_err().message.contains("already in effect"));
         let promote = ConfChange::new([ConfChangeSingle::new(ConfChangeType::AddNode, 4)]);
         let r = region_after(&r, &promote, Some(&ctx(2, vec![v(4)]))).unwrap();
         assert_eq!(roles(&r).last(), Some(&(4, PeerRole::Voter as i32)));

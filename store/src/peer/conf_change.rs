@@ -71,7 +71,12 @@ impl Peer {
             if peer.id == self.me.id && change_type != ConfChangeType::AddNode {
                 return Err("the leader would remove or demote itself");
             }
-            singles.push(ConfChangeSingle::new(change_type, peer.id));
+            let single = ConfChangeSingle::new(change_type, peer.id);
+            if crate::apply::conf_change::in_effect(self.region(), &single) {
+                // PD resends a step until its next heartbeat shows it done.
+                return Err("already in effect");
+            }
+            singles.push(single);
             peers.push(peer);
         }
         let context = ChangePeerContext {
