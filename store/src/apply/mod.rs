@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, TrySendError};
 use flotilla_proto::metapb;
 use flotilla_proto::raft_serverpb::RaftApplyState;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use raftcore::{Entry, Snapshot};
 
 use crate::engine::Engine;
@@ -123,6 +123,29 @@ pub struct ApplyPool {
     senders: RwLock<Vec<Sender<ApplyTask>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     capacity: usize,
+    gate: Arc<Gate>,
+}
+
+/// Holds the apply threads still while closed: a fault-test hook for a
+/// slow apply (production never closes it).
+#[derive(Default)]
+pub struct Gate {
+    closed: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn set_closed(&self, closed: bool) {
+        *self.closed.lock() = closed;
+        self.opened.notify_all();
+    }
+
+    fn wait_open(&self) {
+        let mut closed = self.closed.lock();
+        while *closed {
+            self.opened.wait(&mut closed);
+        }
+    }
 }
 
 impl ApplyPool {
@@ -138,10 +161,16 @@ impl ApplyPool {
     ) -> ApplyPool {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
+        let gate = Arc::new(Gate::default());
         for i in 0..threads.max(1) {
             let (tx, rx) = crossbeam_channel::bounded(capacity);
-            let worker =
-                worker::Worker::new(engine.clone(), snap.clone(), wake.clone(), metrics.clone());
+            let worker = worker::Worker::new(
+                engine.clone(),
+                snap.clone(),
+                wake.clone(),
+                metrics.clone(),
+                gate.clone(),
+            );
             let handle = std::thread::Builder::new()
                 .name(format!("apply-{i}"))
                 .spawn(move || worker.run(rx))
@@ -153,7 +182,19 @@ impl ApplyPool {
             senders: RwLock::new(senders),
             threads: Mutex::new(handles),
             capacity,
+            gate,
         }
+    }
+
+    /// Fault tests only: stops applying (tasks queue up) until
+    /// [`resume`](Self::resume) — a store whose apply lags its log.
+    pub fn pause(&self) {
+        self.gate.set_closed(true);
+    }
+
+    /// Fault tests only: applies again after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.gate.set_closed(false);
     }
 
     /// Queues a task on its region's thread, blocking while that queue is
@@ -194,6 +235,7 @@ impl ApplyPool {
     /// Stops the threads after they finish what is queued.
     pub fn stop(&self) {
         // Closing the queues ends the threads' loops.
+        self.gate.set_closed(false);
         self.senders.write().clear();
         for h in std::mem::take(&mut *self.threads.lock()) {
             let _ = h.join();

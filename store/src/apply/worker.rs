@@ -54,6 +54,7 @@ pub(super) struct Worker {
     /// Snapshot builders report the region they finished here.
     built_tx: Sender<u64>,
     built_rx: Receiver<u64>,
+    gate: Arc<super::Gate>,
 }
 
 /// One write batch being filled, and what to deliver once it is written.
@@ -81,6 +82,7 @@ impl Worker {
         snap: SnapManager,
         wake: Wake,
         metrics: Arc<StoreMetrics>,
+        gate: Arc<super::Gate>,
     ) -> Worker {
         let (built_tx, built_rx) = crossbeam_channel::unbounded();
         Worker {
@@ -91,6 +93,7 @@ impl Worker {
             metrics,
             built_tx,
             built_rx,
+            gate,
         }
     }
 
@@ -100,6 +103,7 @@ impl Worker {
             crossbeam_channel::select! {
                 recv(rx) -> first => {
                     let Ok(first) = first else { return };
+                    self.gate.wait_open();
                     let mut batch = Batch::default();
                     let tasks =
                         std::iter::once(first).chain(rx.try_iter().take(MAX_TASKS_PER_BATCH - 1));
@@ -530,7 +534,13 @@ mod tests {
         let engine = Engine::open(&dir.path().join("db")).unwrap();
         let snap = SnapManager::new(dir.path().join("snap")).unwrap();
         let metrics = Arc::new(StoreMetrics::new());
-        let worker = Worker::new(engine.clone(), snap.clone(), Arc::new(|_| {}), metrics);
+        let worker = Worker::new(
+            engine.clone(),
+            snap.clone(),
+            Arc::new(|_| {}),
+            metrics,
+            Default::default(),
+        );
         let (tx, rx) = crossbeam_channel::unbounded();
         let progress: ApplyProgress = Arc::new(Mutex::new(Progress::default()));
         let region = metapb::Region {

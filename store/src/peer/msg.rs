@@ -51,8 +51,8 @@ pub enum PeerMsg {
         /// The changes.
         changes: Vec<flotilla_proto::pdpb::ChangePeer>,
     },
-    /// A split applied here created this (uninitialized) peer's region:
-    /// load it.
+    /// This (uninitialized) peer's region was written here — by a split,
+    /// or by the cluster's bootstrap: load it.
     InitFromSplit,
     /// The store of this (hibernating) follower's leader went silent:
     /// restart the election timer.

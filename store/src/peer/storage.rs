@@ -64,9 +64,19 @@ pub fn conf_state_of(region: &metapb::Region) -> ConfState {
 
 /// Adds the initial records of a new, initialized region (bootstrap or
 /// split) to `wb`: its local state, an apply state at [`INIT_INDEX`], and a
-/// hard state committing it.
+/// hard state committing it — unless a hard state is there already: an
+/// uninitialized peer of the region, created by a message before this
+/// store wrote the region, may have voted, and that vote must stand.
 pub fn write_initial_state(wb: &mut WriteBatch, engine: &Engine, region: &metapb::Region) {
     put_region_states(wb, engine, region, INIT_INDEX, INIT_TERM);
+    let voted = engine
+        .get(CF_RAFT, &hard_state_key(region.id))
+        .ok()
+        .flatten()
+        .is_some();
+    if voted {
+        return;
+    }
     let hs = HardState {
         term: INIT_TERM,
         vote: 0,

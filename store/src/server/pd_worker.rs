@@ -26,8 +26,10 @@ use tokio::sync::watch;
 use super::pd_tasks;
 use crate::driver::context::StoreContext;
 use crate::driver::handler::PeerRouter;
+use crate::driver::system::CreatePeerError;
 use crate::driver::system::RaftSystem;
 use crate::engine::local;
+use crate::peer::msg::PeerMsg;
 use crate::peer::storage::{write_initial_state, PeerStorage};
 
 /// How often a store waiting for bootstrap asks again.
@@ -100,6 +102,15 @@ fn create_first_region(system: &RaftSystem, store: &StoreContext, region: metapb
         .map(|storage| system.create_peer(me, storage));
     match started {
         Some(Ok(())) => tracing::info!(region = region.id, "first region started"),
+        Some(Err(CreatePeerError::Exists(_))) => {
+            // Its leader's first message got here first and created the
+            // peer uninitialized: it reloads itself from what was written.
+            let _ = system.router().send(region.id, PeerMsg::InitFromSplit);
+            tracing::info!(
+                region = region.id,
+                "first region's waiting peer initialized"
+            );
+        }
         other => tracing::error!(region = region.id, ?other, "first region did not start"),
     }
 }
