@@ -64,6 +64,20 @@ impl StoreLiveness {
     }
 }
 
+/// Whether at most half of `region`'s voters are on stores not `silent`.
+pub fn lost_quorum(region: &flotilla_proto::metapb::Region, silent: &HashSet<u64>) -> bool {
+    let voters: Vec<_> = region
+        .peers
+        .iter()
+        .filter(|p| p.role != flotilla_proto::metapb::PeerRole::Learner as i32)
+        .collect();
+    let heard = voters
+        .iter()
+        .filter(|p| !silent.contains(&p.store_id))
+        .count();
+    heard * 2 <= voters.len()
+}
+
 /// The probe from store `from` to store `to`.
 pub fn probe(from: u64, to: u64) -> RaftMessage {
     let store = |store_id| metapb::Peer {
@@ -100,5 +114,26 @@ mod tests {
         );
         live.watch(&HashSet::from([2]), 200);
         assert_eq!(live.unreachable(300, 10), HashSet::from([2]), "3 unwatched");
+    }
+
+    #[test]
+    fn a_quorum_is_lost_when_half_the_voters_or_more_are_silent() {
+        let peer = |store_id, role: metapb::PeerRole| metapb::Peer {
+            id: store_id * 10,
+            store_id,
+            role: role as i32,
+        };
+        let region = metapb::Region {
+            peers: vec![
+                peer(1, metapb::PeerRole::Voter),
+                peer(2, metapb::PeerRole::Voter),
+                peer(3, metapb::PeerRole::Voter),
+                peer(4, metapb::PeerRole::Learner),
+            ],
+            ..Default::default()
+        };
+        assert!(!lost_quorum(&region, &HashSet::from([3, 4])));
+        assert!(lost_quorum(&region, &HashSet::from([2, 3])));
+        assert!(!lost_quorum(&region, &HashSet::new()));
     }
 }

@@ -68,19 +68,25 @@ fn probe_peer_stores(store: &StoreContext, transport: &dyn Transport, now: u64) 
     }
 }
 
-/// Wakes the hibernating followers whose leader is on one of `stores`.
+/// Wakes the hibernating followers whose leader is on one of the silent
+/// `stores`, and the hibernating leaders that lost a quorum to them.
 fn wake_followers_of(store: &StoreContext, router: &PeerRouter, stores: &HashSet<u64>) {
     let orphans: Vec<u64> = store
         .regions
         .read()
         .values()
-        .filter(|m| !m.is_leader)
-        .filter(|m| m.leader.is_some_and(|l| stores.contains(&l.store_id)))
+        .filter(|m| {
+            if m.is_leader {
+                super::liveness::lost_quorum(&m.region, stores)
+            } else {
+                m.leader.is_some_and(|l| stores.contains(&l.store_id))
+            }
+        })
         .map(|m| m.region.id)
         .collect();
     let mut woken = 0;
     for id in orphans {
-        if router.is_hibernating(id) && router.send(id, PeerMsg::LeaderUnreachable).is_ok() {
+        if router.is_hibernating(id) && router.send(id, PeerMsg::PeersUnheard).is_ok() {
             woken += 1;
         }
     }
@@ -88,7 +94,7 @@ fn wake_followers_of(store: &StoreContext, router: &PeerRouter, stores: &HashSet
         tracing::info!(
             ?stores,
             regions = woken,
-            "stores unreachable: woke the followers they led"
+            "stores unreachable: woke the regions that depend on them"
         );
     }
 }

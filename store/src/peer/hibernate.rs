@@ -14,8 +14,9 @@
 //! - **A dead leader is still noticed.** A hibernating follower has no
 //!   election timer; the store's liveness probes ([`crate::driver::liveness`])
 //!   tell the ticker when the leader's store went silent, and only those
-//!   followers are woken (`LeaderUnreachable`), to elect a new leader in
-//!   the usual way. Regions that lost only a follower stay asleep: no
+//!   followers are woken (`PeersUnheard`), to elect a new leader in
+//!   the usual way. A sleeping leader whose quorum went silent is woken
+//!   too, so that Check-Quorum steps it down. Regions that lost only a follower stay asleep: no
 //!   flood of wake-ups when a store goes down.
 
 use super::Peer;
@@ -87,6 +88,18 @@ impl Peer {
         // PD must not keep seeing a caught-up learner as pending.
         self.refresh_pending_peers(cx);
         let unreachable = self.peers_on_unreachable_stores(cx);
+        let silent: std::collections::HashSet<u64> = self
+            .region()
+            .peers
+            .iter()
+            .filter(|p| unreachable.contains(&p.id))
+            .map(|p| p.store_id)
+            .collect();
+        if crate::driver::liveness::lost_quorum(self.region(), &silent) {
+            // Cut off from a quorum: stay awake, so that Check-Quorum
+            // steps this leader down.
+            return;
+        }
         match self.node.hibernate_despite(&unreachable) {
             Ok(()) => tracing::trace!(region = self.region().id, "hibernating"),
             Err(e) => {
@@ -120,14 +133,14 @@ impl Peer {
             .collect()
     }
 
-    /// The ticker found the leader's store silent: restart the election
-    /// timer of a hibernating follower.
-    pub(super) fn on_leader_unreachable(&mut self) {
-        if !self.is_leader() && self.node.is_hibernating() {
-            tracing::debug!(
-                region = self.region().id,
-                "leader's store unreachable: waking"
-            );
+    /// The ticker found stores this region depends on silent: a sleeping
+    /// follower restarts its election timer (its leader may be gone); a
+    /// sleeping leader wakes, and Check-Quorum steps it down if the quorum
+    /// is indeed gone (otherwise, isolated, it would claim the lead for
+    /// ever).
+    pub(super) fn on_peers_unheard(&mut self) {
+        if self.node.is_hibernating() {
+            tracing::debug!(region = self.region().id, "stores silent: waking");
             self.node.wake();
         }
     }

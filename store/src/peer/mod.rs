@@ -190,7 +190,7 @@ impl Peer {
             PeerMsg::TransferLeader { epoch, to } => self.on_transfer_leader(epoch, to),
             PeerMsg::ChangePeer { epoch, changes } => self.on_change_peer(cx, epoch, changes),
             PeerMsg::InitFromSplit => self.init_from_split(cx),
-            PeerMsg::LeaderUnreachable => self.on_leader_unreachable(),
+            PeerMsg::PeersUnheard => self.on_peers_unheard(),
             PeerMsg::Unreachable { to_peer } => self.node.report_unreachable(to_peer),
             PeerMsg::SnapshotSent { to_peer, ok } => {
                 let status = if ok {

@@ -54,9 +54,10 @@ pub enum PeerMsg {
     /// This (uninitialized) peer's region was written here — by a split,
     /// or by the cluster's bootstrap: load it.
     InitFromSplit,
-    /// The store of this (hibernating) follower's leader went silent:
-    /// restart the election timer.
-    LeaderUnreachable,
+    /// Stores this hibernating region depends on went silent — its
+    /// leader's (a follower) or a quorum of its voters' (a leader): wake,
+    /// to elect a new leader or to step down.
+    PeersUnheard,
     /// Move leadership to the peer on `to_store` (a PD operator step).
     TransferLeader {
         /// The epoch the step was meant for.
