@@ -47,7 +47,7 @@ pub fn run(
             now_silent.difference(&silent).copied().collect()
         };
         if !wake.is_empty() {
-            wake_followers_of(store, router, &wake);
+            wake_dependents_of(store, router, &wake);
         }
         silent = now_silent;
     }
@@ -70,7 +70,7 @@ fn probe_peer_stores(store: &StoreContext, transport: &dyn Transport, now: u64) 
 
 /// Wakes the hibernating followers whose leader is on one of the silent
 /// `stores`, and the hibernating leaders that lost a quorum to them.
-fn wake_followers_of(store: &StoreContext, router: &PeerRouter, stores: &HashSet<u64>) {
+fn wake_dependents_of(store: &StoreContext, router: &PeerRouter, stores: &HashSet<u64>) {
     let orphans: Vec<u64> = store
         .regions
         .read()

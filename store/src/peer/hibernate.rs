@@ -87,19 +87,19 @@ impl Peer {
         }
         // PD must not keep seeing a caught-up learner as pending.
         self.refresh_pending_peers(cx);
-        let unreachable = self.peers_on_unreachable_stores(cx);
-        let silent: std::collections::HashSet<u64> = self
-            .region()
-            .peers
-            .iter()
-            .filter(|p| unreachable.contains(&p.id))
-            .map(|p| p.store_id)
-            .collect();
+        let silent = self.silent_peer_stores(cx);
         if crate::driver::liveness::lost_quorum(self.region(), &silent) {
             // Cut off from a quorum: stay awake, so that Check-Quorum
             // steps this leader down.
             return;
         }
+        let unreachable: Vec<u64> = self
+            .region()
+            .peers
+            .iter()
+            .filter(|p| silent.contains(&p.store_id))
+            .map(|p| p.id)
+            .collect();
         match self.node.hibernate_despite(&unreachable) {
             Ok(()) => tracing::trace!(region = self.region().id, "hibernating"),
             Err(e) => {
@@ -120,16 +120,17 @@ impl Peer {
     }
 
     /// The other peers whose stores this store has not heard from for an
-    /// election timeout.
-    fn peers_on_unreachable_stores(&self, cx: &PeerContext) -> Vec<u64> {
+    /// The stores of the other peers that this store has not heard from
+    /// for an election timeout.
+    fn silent_peer_stores(&self, cx: &PeerContext) -> std::collections::HashSet<u64> {
         let now = cx.store.current_tick();
         let timeout = cx.store.cfg.raft.election_ticks as u64;
         self.region()
             .peers
             .iter()
             .filter(|p| p.id != self.me.id)
-            .filter(|p| cx.store.liveness.is_unreachable(p.store_id, now, timeout))
-            .map(|p| p.id)
+            .map(|p| p.store_id)
+            .filter(|&s| cx.store.liveness.is_unreachable(s, now, timeout))
             .collect()
     }
 
