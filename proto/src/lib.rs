@@ -49,3 +49,26 @@ pub use tonic;
 pub mod raft_cmdpb {
     tonic::include_proto!("raft_cmdpb");
 }
+
+/// The raw KV service's request limits, shared by the store (which
+/// enforces them) and the client (which checks them before sending, and
+/// splits batches to fit). A request past one fails as a whole with
+/// `INVALID_ARGUMENT`; nothing of it is written.
+pub mod limits {
+    /// Largest key, in bytes. Keys written must also be non-empty.
+    pub const MAX_KEY_BYTES: usize = 8 << 10;
+    /// Largest value, in bytes.
+    pub const MAX_VALUE_BYTES: usize = 8 << 20;
+    /// Most keys in one batch request.
+    pub const MAX_BATCH_KEYS: usize = 10_000;
+    /// Most key and value bytes in one batch request.
+    pub const MAX_BATCH_BYTES: usize = 32 << 20;
+    /// Largest scan limit of one request.
+    pub const MAX_SCAN_LIMIT: u32 = 10_000;
+    /// Most key and value bytes in one read reply: a scan stops early there
+    /// (and says so, `RawScanResponse.truncated`), a batch get past it
+    /// fails with `RESOURCE_EXHAUSTED`.
+    pub const MAX_REPLY_BYTES: usize = 32 << 20;
+    /// Most keys one split cuts at.
+    pub const MAX_SPLIT_KEYS: usize = 1_000;
+}

@@ -299,6 +299,22 @@ impl PdClient {
         region_or_none(resp.await)
     }
 
+    /// The region holding the keys just below `key` (its range has
+    /// `start < key <= end`) and its leader: the one a reverse scan from
+    /// `key` reads first. For an empty key, the last region. `None` if PD
+    /// knows none.
+    pub async fn get_prev_region(&self, key: &[u8]) -> Result<Option<pdpb::RegionInfo>, PdError> {
+        let key = Bytes::copy_from_slice(key);
+        let resp = self.call("GetPrevRegion", |mut c, header| {
+            let region_key = key.clone();
+            async move {
+                c.get_prev_region(pdpb::GetRegionRequest { header, region_key })
+                    .await
+            }
+        });
+        region_or_none(resp.await)
+    }
+
     /// Region `region_id` and its leader; `None` if PD knows none.
     pub async fn get_region_by_id(
         &self,

@@ -24,7 +24,7 @@
 //! region heartbeats over a [`RegionHeartbeatSender`]/[`RegionHeartbeatReceiver`]
 //! pair that reopens its stream on the new leader after a failover.
 
-mod backoff;
+pub(crate) mod backoff;
 mod client;
 mod error;
 mod heartbeat;

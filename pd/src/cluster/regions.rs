@@ -183,6 +183,12 @@ impl Cluster {
         self.tree.find(key).map(|r| region_info(r))
     }
 
+    /// The region holding the keys just below `key` (the last region for
+    /// an empty key).
+    pub fn region_below_key(&self, key: &[u8]) -> Option<pdpb::RegionInfo> {
+        self.tree.find_below(key).map(|r| region_info(r))
+    }
+
     /// The region with this ID.
     pub fn region_by_id(&self, id: u64) -> Option<pdpb::RegionInfo> {
         self.view.region(id).map(|r| region_info(r))

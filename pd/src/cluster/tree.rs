@@ -32,6 +32,20 @@ impl RegionTree {
         before_end(key, &region.end_key).then_some(region)
     }
 
+    /// The region holding the keys just below `key` (`start < key <= end`);
+    /// for an empty key, the last region.
+    pub fn find_below(&self, key: &[u8]) -> Option<&Arc<RegionView>> {
+        if key.is_empty() {
+            let (_, last) = self.by_start.iter().next_back()?;
+            return last.end_key.is_empty().then_some(last);
+        }
+        let (_, region) = self
+            .by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(key)))
+            .next_back()?;
+        (region.end_key.is_empty() || key <= region.end_key.as_slice()).then_some(region)
+    }
+
     /// The regions overlapping `[start, end)` (empty end: to the end of the
     /// key space), in key order.
     pub fn overlaps(&self, start: &[u8], end: &[u8]) -> Vec<Arc<RegionView>> {
@@ -139,6 +153,25 @@ mod tests {
         assert_eq!(tree.find(b"b").unwrap().id, 2);
         assert_eq!(tree.find(b"c").unwrap().id, 2);
         assert_eq!(tree.find(b"zzz").unwrap().id, 3);
+    }
+
+    #[test]
+    fn find_below_takes_the_region_ending_at_or_after_the_key() {
+        let mut tree = RegionTree::default();
+        tree.insert(region(1, "", "b"));
+        tree.insert(region(2, "b", "d"));
+        tree.insert(region(3, "d", ""));
+        assert_eq!(tree.find_below(b"").unwrap().id, 3);
+        assert_eq!(tree.find_below(b"b").unwrap().id, 1);
+        assert_eq!(tree.find_below(b"b\0").unwrap().id, 2);
+        assert_eq!(tree.find_below(b"d").unwrap().id, 2);
+        assert_eq!(tree.find_below(b"zzz").unwrap().id, 3);
+        assert!(tree.find_below(b"\0").is_some());
+        let mut gappy = RegionTree::default();
+        gappy.insert(region(1, "a", "b"));
+        assert!(gappy.find_below(b"a").is_none());
+        assert!(gappy.find_below(b"c").is_none());
+        assert!(gappy.find_below(b"").is_none());
     }
 
     #[test]

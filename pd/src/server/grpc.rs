@@ -485,6 +485,26 @@ impl Pd for PdService {
         .await
     }
 
+    async fn get_prev_region(
+        &self,
+        req: Request<GetRegionRequest>,
+    ) -> Result<Response<GetRegionResponse>, Status> {
+        let req = req.into_inner();
+        self.unary("get_prev_region", async {
+            let leader = self.serving(req.header.as_ref())?;
+            let region = leader
+                .cluster
+                .read()
+                .region_below_key(&req.region_key)
+                .ok_or(PdError::RegionNotFound)?;
+            Ok(GetRegionResponse {
+                region: Some(region),
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
     async fn get_region_by_id(
         &self,
         req: Request<GetRegionByIdRequest>,

@@ -25,8 +25,7 @@ use crate::engine::{Engine, EngineError, CF_META};
 use crate::peer::storage::{INIT_INDEX, INIT_TERM};
 use crate::region_error;
 
-/// Most cuts in one split.
-pub const MAX_SPLIT_KEYS: usize = 1_000;
+pub use flotilla_proto::limits::MAX_SPLIT_KEYS;
 
 /// What applying an admin command changed, for the region's peer.
 #[derive(Clone, Debug)]

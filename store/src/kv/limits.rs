@@ -6,22 +6,10 @@ use bytes::Bytes;
 use flotilla_proto::kvrpcpb::{Context, KvPair};
 use tonic::Status;
 
-/// Largest key.
-pub const MAX_KEY_BYTES: usize = 8 << 10;
-/// Largest value.
-pub const MAX_VALUE_BYTES: usize = 8 << 20;
-/// Most keys in one batch request.
-pub const MAX_BATCH_KEYS: usize = 10_000;
-/// Most key and value bytes in one batch request.
-pub const MAX_BATCH_BYTES: usize = 32 << 20;
-/// Largest scan limit.
-pub const MAX_SCAN_LIMIT: u32 = 10_000;
-/// Most key and value bytes in one read reply: a scan stops early there
-/// (fewer than `limit` pairs; the caller continues after the last key), a
-/// batch get past it fails with `RESOURCE_EXHAUSTED`.
-pub const MAX_REPLY_BYTES: usize = 32 << 20;
-/// Most keys one split cuts at.
-pub use crate::apply::admin::MAX_SPLIT_KEYS;
+pub use flotilla_proto::limits::{
+    MAX_BATCH_BYTES, MAX_BATCH_KEYS, MAX_KEY_BYTES, MAX_REPLY_BYTES, MAX_SCAN_LIMIT,
+    MAX_SPLIT_KEYS, MAX_VALUE_BYTES,
+};
 
 fn invalid(msg: String) -> Status {
     Status::invalid_argument(msg)

@@ -111,7 +111,7 @@ impl KvService {
         &self,
         region: &metapb::Region,
         req: &RawScanRequest,
-    ) -> Result<Vec<KvPair>, Status> {
+    ) -> Result<(Vec<KvPair>, bool), Status> {
         let engine = &self.store.engine;
         let mut opts = rocksdb::ReadOptions::default();
         let (lower, upper) = scan_bounds(region, req);
@@ -125,12 +125,14 @@ impl KvService {
         }
         let mut out = Vec::new();
         let mut bytes = 0;
+        let mut truncated = false;
         while out.len() < req.limit as usize {
             let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
                 break;
             };
             let size = k.len() + if req.key_only { 0 } else { v.len() };
             if !out.is_empty() && bytes + size > limits::MAX_REPLY_BYTES {
+                truncated = true;
                 break;
             }
             bytes += size;
@@ -149,7 +151,7 @@ impl KvService {
             }
         }
         iter.status().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(out)
+        Ok((out, truncated))
     }
 
     fn record<T>(&self, method: &str, started: Instant, result: &Result<Response<T>, Status>)
@@ -363,14 +365,15 @@ impl KvService {
             Err(e) => {
                 return Ok(RawScanResponse {
                     region_error: Some(e),
-                    kvs: Vec::new(),
+                    ..Default::default()
                 })
             }
         };
-        let kvs = self.scan_engine(&region, &req)?;
+        let (kvs, truncated) = self.scan_engine(&region, &req)?;
         Ok(RawScanResponse {
             region_error: None,
             kvs,
+            truncated,
         })
     }
 

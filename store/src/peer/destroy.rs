@@ -85,10 +85,13 @@ impl Peer {
         }
         *cx.must_sync = true;
         self.destroy = Some(Destroy::Written);
-        let gone = region_error::region_not_found(id);
+        // A pending proposal may still commit on the other replicas: its
+        // outcome is unknown, not "region not found" (which says "not
+        // applied, retry").
         for p in self.proposals.drain(..) {
-            let _ = p.cb.send(Err(gone.clone()));
+            let _ = p.cb.send(Err(region_error::stale_command()));
         }
+        let gone = region_error::region_not_found(id);
         self.fail_all_reads(gone);
         cx.store
             .apply_pool

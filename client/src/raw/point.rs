@@ -1,0 +1,99 @@
+//! Single-key calls: `get`, `put`, `delete`, `compare_and_swap`.
+
+use bytes::Bytes;
+use flotilla_proto::kvrpcpb::{
+    RawCompareAndSwapRequest, RawDeleteRequest, RawGetRequest, RawPutRequest,
+};
+
+use super::RawClient;
+use crate::cache::Side;
+use crate::error::Result;
+use crate::key::{bytes, check_key, check_value};
+use crate::retry::Idempotence;
+
+impl RawClient {
+    /// The value of `key`, or `None` if it does not exist. Linearizable:
+    /// it sees every write acknowledged before it was called.
+    pub async fn get(&self, key: impl Into<Vec<u8>>) -> Result<Option<Bytes>> {
+        let key = bytes(key);
+        check_key(&key, false)?;
+        let req = RawGetRequest {
+            context: None,
+            key: key.clone(),
+        };
+        let mut call = self.call(Idempotence::Idempotent);
+        let (_, reply) = self
+            .inner
+            .on_key(&key, Side::At, &req, true, &mut call)
+            .await?;
+        Ok((!reply.not_found).then_some(reply.value))
+    }
+
+    /// Sets `key` to `value`. Acknowledged once a majority of the region's
+    /// replicas have it durably. Retried on an unknown outcome (writing
+    /// the same value twice is harmless).
+    pub async fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<()> {
+        let (key, value) = (bytes(key), bytes(value));
+        check_key(&key, true)?;
+        check_value(&value)?;
+        let req = RawPutRequest {
+            context: None,
+            key: key.clone(),
+            value,
+        };
+        let mut call = self.call(Idempotence::Idempotent);
+        self.inner
+            .on_key(&key, Side::At, &req, false, &mut call)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes `key` (a no-op if it does not exist).
+    pub async fn delete(&self, key: impl Into<Vec<u8>>) -> Result<()> {
+        let key = bytes(key);
+        check_key(&key, true)?;
+        let req = RawDeleteRequest {
+            context: None,
+            key: key.clone(),
+        };
+        let mut call = self.call(Idempotence::Idempotent);
+        self.inner
+            .on_key(&key, Side::At, &req, false, &mut call)
+            .await?;
+        Ok(())
+    }
+
+    /// Atomically sets `key` to `new` if it currently holds `expected`
+    /// (`None`: if it does not exist). Returns what the key held before
+    /// and whether the swap happened.
+    ///
+    /// Never retried once it may have been applied: if the outcome is
+    /// unknown (the connection broke, the deadline passed, the leader
+    /// changed under it) the call fails with
+    /// [`Error::Undetermined`](crate::Error::Undetermined); read the key
+    /// to find out.
+    pub async fn compare_and_swap(
+        &self,
+        key: impl Into<Vec<u8>>,
+        expected: Option<impl Into<Vec<u8>>>,
+        new: impl Into<Vec<u8>>,
+    ) -> Result<(Option<Bytes>, bool)> {
+        let (key, new) = (bytes(key), bytes(new));
+        check_key(&key, true)?;
+        check_value(&new)?;
+        let req = RawCompareAndSwapRequest {
+            context: None,
+            key: key.clone(),
+            value: new,
+            previous_not_exist: expected.is_none(),
+            previous_value: expected.map(bytes).unwrap_or_default(),
+        };
+        let mut call = self.call(Idempotence::NotIdempotent("compare_and_swap"));
+        let (_, reply) = self
+            .inner
+            .on_key(&key, Side::At, &req, false, &mut call)
+            .await?;
+        let previous = (!reply.previous_not_exist).then_some(reply.previous_value);
+        Ok((previous, reply.succeed))
+    }
+}
