@@ -1,10 +1,9 @@
-//! `flotilla`: the one binary of the project — the daemons (`pd` and
-//! `store`), and, with later issues, the tools (`playground`, `kv`, `ctl`).
+//! `flotilla`: the one binary of the project — the daemons (`pd`, `store`)
+//! and the tools (`playground`, `kv`, `ctl`).
 
 use clap::{Parser, Subcommand};
 
-mod pd;
-mod store;
+mod cmd;
 
 /// Flotilla: a sharded, replicated key-value store.
 #[derive(Parser, Debug)]
@@ -20,13 +19,24 @@ enum Command {
     Pd(flotilla_pd::cli::PdArgs),
     /// Run a store: regions' replicas and the raw KV service.
     Store(flotilla_store::cli::StoreArgs),
+    /// Run a local cluster on loopback (PD and stores as child processes)
+    /// until Ctrl-C.
+    Playground(cmd::playground::PlaygroundArgs),
+    /// Read and write keys: get, put, delete, scan, cas.
+    Kv(cmd::kv::KvArgs),
+    /// Administer a cluster through PD: members, stores, regions,
+    /// operators, schedulers, config.
+    Ctl(cmd::ctl::CtlArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pd(args) => pd::run(args),
-        Command::Store(args) => store::run(args),
+        Command::Pd(args) => cmd::pd::run(args),
+        Command::Store(args) => cmd::store::run(args),
+        Command::Playground(args) => cmd::playground::run(args),
+        Command::Kv(args) => cmd::kv::run(args),
+        Command::Ctl(args) => cmd::ctl::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

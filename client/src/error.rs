@@ -15,7 +15,9 @@ use crate::pd::PdError;
 ///   was unavailable for longer than the deadline).
 /// - [`Error::is_undetermined`]: a write may or may not have taken effect.
 ///   Only non-idempotent writes ([`compare_and_swap`] and [`delete_range`])
-///   report this; read the key to learn the outcome.
+///   report this. A read that shows your write settles it; a read that
+///   does not, does not (the write may still land later): write values
+///   unique to the writer, and retry the same swap until a read shows it.
 /// - [`Error::is_invalid_argument`]: the request itself is wrong; fix it.
 ///
 /// [`compare_and_swap`]: crate::RawClient::compare_and_swap

@@ -339,18 +339,27 @@ async fn members_are_added_and_removed_online() {
 
     let new = c.add_spec("pd-new");
     let new_id = c.specs[new].id();
-    // Ask a follower: it redirects to the leader.
+    // Ask a follower: it redirects to the leader (or, for as long as it
+    // knows no leader, answers 503 and is asked again).
     let follower = (leader + 1) % 3;
     let body = serde_json::json!({"name": "pd-new", "peer_url": c.specs[new].peer_addr()});
-    let first = http(
-        "POST",
-        &c.specs[follower].http_addr(),
-        "/pd/api/v1/members",
-        Some(&body),
-    )
-    .await
-    .unwrap();
-    assert_eq!(first.status, 307, "a follower redirects: {}", first.body);
+    wait_for("a follower to redirect to the leader", LONG, || {
+        let (addr, body) = (c.specs[follower].http_addr(), body.clone());
+        async move {
+            let first = http("POST", &addr, "/pd/api/v1/members", Some(&body))
+                .await
+                .unwrap();
+            let redirects = first.status == 307 && first.header("location").is_some();
+            assert!(
+                redirects || is_no_leader(&first),
+                "a follower redirects: {} {}",
+                first.status,
+                first.body
+            );
+            redirects
+        }
+    })
+    .await;
     let resp = http_leader(
         "POST",
         &c.specs[follower].http_addr(),
@@ -427,5 +436,61 @@ async fn members_are_added_and_removed_online() {
         "2 of the 3 remaining members elected a leader and served {:?} after the old leader stopped",
         started.elapsed()
     );
+    c.shutdown().await;
+}
+
+/// A member that knows no leader — an election is under way, or, as here,
+/// no quorum is left to elect one — has nowhere to redirect to: it answers
+/// `503` with a JSON error of type `NotLeader` a client retries on, never a
+/// `307` without a `Location`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_knows_no_leader_answers_503_not_a_bare_redirect() {
+    let mut c = TestCluster::start(3).await;
+    let leader = c.wait_leader().await;
+    c.wait_members_published().await;
+    let lone = (leader + 1) % 3;
+    let addr = c.specs[lone].http_addr();
+    let leader_url = format!("http://{}/pd/api/v1/stores", c.specs[leader].http_addr());
+    wait_for("a follower to redirect to the leader", LONG, || {
+        let (addr, leader_url) = (addr.clone(), leader_url.clone());
+        async move {
+            let resp = http("GET", &addr, "/pd/api/v1/stores", None).await.unwrap();
+            let location = resp.header("location");
+            assert!(resp.status != 307 || location.is_some(), "{resp:?}");
+            resp.status == 307 && location == Some(leader_url.as_str())
+        }
+    })
+    .await;
+
+    for i in 0..3 {
+        if i != lone {
+            c.stop(i).await;
+        }
+    }
+    wait_until("the lone member to forget the leader", LONG, || {
+        c.shared(lone).raft.status().leader_id == 0
+    })
+    .await;
+    let body = serde_json::json!({"name": "pd-x", "peer_url": "127.0.0.1:1"});
+    for (method, path, body) in [
+        ("GET", "/pd/api/v1/stores", None),
+        ("POST", "/pd/api/v1/members", Some(&body)),
+    ] {
+        let resp = http(method, &addr, path, body).await.unwrap();
+        assert_eq!(resp.status, 503, "{method} {path}: {}", resp.body);
+        assert_eq!(resp.header("location"), None, "{method} {path}");
+        let json = resp.json();
+        assert_eq!(json["type"], "NotLeader", "{json}");
+        assert!(json["leader"].is_null(), "{json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains("no PD leader"), "{json}");
+    }
+    // Members that need no leader still answer.
+    let health = http("GET", &addr, "/health", None).await.unwrap();
+    assert_eq!(health.status, 200, "{}", health.body);
+    let members = http("GET", &addr, "/pd/api/v1/members", None)
+        .await
+        .unwrap();
+    assert_eq!(members.status, 200, "{}", members.body);
     c.shutdown().await;
 }

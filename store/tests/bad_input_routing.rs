@@ -182,7 +182,7 @@ async fn misrouted_requests_get_typed_region_errors_and_write_nothing() {
     }
     let first = cluster.first_region().await;
     let (leader, ctx) = cluster.leader_context(first).await;
-    let (_, region, leader_peer) = cluster.leader_of(first).expect("leader");
+    let (_, region, leader_peer) = common::poll("a leader", || cluster.leader_of(first)).await;
     assert!(
         region.start_key.is_empty() && region.end_key.is_empty(),
         "the first region covers the whole key space: {region:?}"

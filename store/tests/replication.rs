@@ -9,7 +9,7 @@ use flotilla_proto::kvrpcpb::*;
 async fn three_stores_bootstrap_one_region_with_three_voters_and_serve() {
     let cluster = Cluster::start(3).await;
     let first = cluster.first_region().await;
-    let (_, region, _) = cluster.leader_of(first).expect("leader");
+    let (_, region, _) = common::poll("a leader", || cluster.leader_of(first)).await;
     assert_eq!(
         region.peers.len(),
         3,

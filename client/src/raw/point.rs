@@ -70,8 +70,10 @@ impl RawClient {
     /// Never retried once it may have been applied: if the outcome is
     /// unknown (the connection broke, the deadline passed, the leader
     /// changed under it) the call fails with
-    /// [`Error::Undetermined`](crate::Error::Undetermined); read the key
-    /// to find out.
+    /// [`Error::Undetermined`](crate::Error::Undetermined). Reading the
+    /// key settles it only if the read shows `new` (and `new` is unique to
+    /// this caller): otherwise the swap may still land later, so swap
+    /// again rather than assume it failed.
     pub async fn compare_and_swap(
         &self,
         key: impl Into<Vec<u8>>,

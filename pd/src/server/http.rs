@@ -4,12 +4,14 @@
 //! Every member answers `/health`, `/metrics` and `GET /pd/api/v1/members`.
 //! Anything else needs the leader: a follower answers `307 Temporary
 //! Redirect` to the same path on the leader (with the leader in the JSON
-//! body), so `curl -L` follows it.
+//! body), so `curl -L` follows it. A member with no leader to redirect to —
+//! during an election, or before the leader published its HTTP address —
+//! answers `503 Service Unavailable` of type `NotLeader`: retry later.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -77,8 +79,15 @@ struct ApiError {
 
 impl From<PdError> for ApiError {
     fn from(e: PdError) -> ApiError {
+        let leader = match &e {
+            PdError::NotLeader(Some(m)) => Some(m.clone()),
+            _ => None,
+        };
+        let location = leader.as_ref().and_then(redirect_url);
         let status = match &e {
-            PdError::NotLeader(_) => StatusCode::TEMPORARY_REDIRECT,
+            PdError::NotLeader(_) if location.is_some() => StatusCode::TEMPORARY_REDIRECT,
+            // Nowhere to redirect to: the client should retry later.
+            PdError::NotLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
             PdError::InvalidArgument(_)
             | PdError::ClusterIdMismatch { .. }
             | PdError::DuplicatedAddress { .. } => StatusCode::BAD_REQUEST,
@@ -88,16 +97,15 @@ impl From<PdError> for ApiError {
             | PdError::NotEnoughStores { .. }
             | PdError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        let leader = match &e {
-            PdError::NotLeader(Some(m)) => Some(m.clone()),
-            _ => None,
+        let error = match &e {
+            PdError::NotLeader(_) if location.is_none() => NO_LEADER.to_string(),
+            e => e.to_string(),
         };
         let body = json!({
-            "error": e.to_string(),
+            "error": error,
             "type": format!("{:?}", e.error_type()),
             "leader": leader.as_ref().map(member_json),
         });
-        let location = leader.and_then(|m| (!m.http_url.is_empty()).then_some(m.http_url));
         ApiError {
             status,
             body,
@@ -108,14 +116,31 @@ impl From<PdError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::TEMPORARY_REDIRECT {
-            if let Some(Ok(v)) = self.location.map(|l| l.parse()) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
+        // A redirect goes out only with somewhere to go: one whose
+        // `Location` is not a valid header value says "retry later" instead.
+        let location = self.location.and_then(|l| HeaderValue::try_from(l).ok());
+        let status = match (self.status, &location) {
+            (StatusCode::TEMPORARY_REDIRECT, None) => StatusCode::SERVICE_UNAVAILABLE,
+            (status, _) => status,
+        };
+        let mut resp = (status, Json(self.body)).into_response();
+        if let (StatusCode::TEMPORARY_REDIRECT, Some(v)) = (status, location) {
+            resp.headers_mut().insert(header::LOCATION, v);
         }
         resp
     }
+}
+
+/// What a non-leader says when it cannot redirect.
+const NO_LEADER: &str = "not the PD leader, and no PD leader is known to redirect to \
+                         (an election or a membership change is under way); retry later";
+
+/// Where a redirect to `leader` goes: its published HTTP URL. `None` until
+/// the leader published its record (a founder's record from the initial
+/// configuration, or a new member's from the conf change, has none yet): a
+/// `307` without a `Location` sends the client nowhere.
+fn redirect_url(leader: &flotilla_proto::pdpb::Member) -> Option<String> {
+    (!leader.http_url.is_empty()).then(|| leader.http_url.clone())
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -124,13 +149,24 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
-/// The leader state, or a redirect to the leader keeping the request path.
+/// The leader state, or a redirect to the leader keeping the request path
+/// (`503` when there is no leader to redirect to).
 fn serving(shared: &Shared, path: &str) -> Result<Arc<Leader>, ApiError> {
     shared.serving().map_err(|e| {
-        let mut err = ApiError::from(e);
+        let mut err = ApiError::from(not_to_self(shared.id, e));
         err.location = err.location.map(|base| format!("{base}{path}"));
         err
     })
+}
+
+/// `e` without a leader that is this member itself: elected but not
+/// serving yet (still applying earlier terms' entries or building its
+/// leader state), it would redirect the client to itself, round and round.
+fn not_to_self(own_id: u64, e: PdError) -> PdError {
+    match e {
+        PdError::NotLeader(Some(m)) if m.member_id == own_id => PdError::NotLeader(None),
+        e => e,
+    }
 }
 
 fn member_json(m: &flotilla_proto::pdpb::Member) -> Value {
@@ -520,3 +556,61 @@ async fn dashboard() -> impl IntoResponse {
 }
 
 const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+#[cfg(test)]
+mod tests {
+    use flotilla_proto::pdpb::Member;
+
+    use super::*;
+
+    fn member(id: u64, http_url: &str) -> Member {
+        Member {
+            member_id: id,
+            name: format!("pd-{id}"),
+            http_url: http_url.into(),
+            ..Default::default()
+        }
+    }
+
+    fn answer(e: PdError) -> Response {
+        ApiError::from(e).into_response()
+    }
+
+    #[test]
+    fn a_follower_redirects_to_a_leader_with_an_http_url() {
+        let resp = answer(PdError::NotLeader(Some(member(1, "http://127.0.0.1:1"))));
+        assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(resp.headers()[header::LOCATION], "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn without_a_leader_to_redirect_to_a_follower_answers_503() {
+        // No leader known (an election), or one that has not published
+        // its HTTP address yet.
+        for leader in [None, Some(member(1, ""))] {
+            let err = ApiError::from(PdError::NotLeader(leader.clone()));
+            assert_eq!(err.body["type"], "NotLeader");
+            assert_eq!(err.body["error"], NO_LEADER);
+            assert_eq!(err.body["leader"].is_null(), leader.is_none());
+            let resp = err.into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{leader:?}");
+            assert!(resp.headers().get(header::LOCATION).is_none());
+        }
+    }
+
+    #[test]
+    fn a_redirect_without_a_valid_location_becomes_503() {
+        let mut err = ApiError::from(PdError::NotLeader(Some(member(1, "http://a"))));
+        err.location = Some("http://a/pd/api/v1/region/key/\n".into());
+        let resp = err.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().get(header::LOCATION).is_none());
+    }
+
+    #[test]
+    fn an_elected_member_not_serving_yet_does_not_redirect_to_itself() {
+        let own = || PdError::NotLeader(Some(member(7, "http://127.0.0.1:7")));
+        assert!(matches!(not_to_self(7, own()), PdError::NotLeader(None)));
+        assert!(matches!(not_to_self(8, own()), PdError::NotLeader(Some(m)) if m.member_id == 7));
+    }
+}

@@ -85,13 +85,39 @@ fn dechunk(mut s: &str) -> Option<String> {
     }
 }
 
-/// [`http`], following `307` redirects to the leader (a few hops).
+/// [`http`], following `307` redirects to the leader, and retrying (until
+/// [`LONG`]) while no leader can be reached: a member that knows none —
+/// during an election, or before the leader published its HTTP address —
+/// answers `503` of type `NotLeader`, and during an election stale views of
+/// the leader may redirect in a circle. Neither did anything, so retrying
+/// is safe for any method.
 pub async fn http_leader(
     method: &str,
     addr: &str,
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> HttpResponse {
+    let start = std::time::Instant::now();
+    loop {
+        let last = follow_redirects(method, addr, path, body).await;
+        match last {
+            Some(resp) if !is_no_leader(&resp) => return resp,
+            _ if start.elapsed() > super::LONG => panic!(
+                "no PD leader answered {method} {addr}{path} within {:?}; last answer: {last:?}",
+                super::LONG
+            ),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// [`http`], following a few `307` redirects; `None` if they go on.
+async fn follow_redirects(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Option<HttpResponse> {
     let mut addr = addr.to_string();
     let mut path = path.to_string();
     for _ in 0..4 {
@@ -99,7 +125,7 @@ pub async fn http_leader(
             .await
             .unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"));
         if resp.status != 307 {
-            return resp;
+            return Some(resp);
         }
         let location = resp
             .header("location")
@@ -110,5 +136,13 @@ pub async fn http_leader(
         addr = host.to_string();
         path = p.to_string();
     }
-    panic!("too many redirects for {method} {path}");
+    None
+}
+
+/// Whether `resp` is a member's "no leader to redirect to" (`503` of type
+/// `NotLeader`), as opposed to the leader's own answer.
+pub fn is_no_leader(resp: &HttpResponse) -> bool {
+    resp.status == 503
+        && serde_json::from_str::<serde_json::Value>(&resp.body)
+            .is_ok_and(|json| json["type"] == "NotLeader")
 }

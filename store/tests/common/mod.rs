@@ -40,6 +40,21 @@ where
     }
 }
 
+/// Polls `find` until it finds something, and returns that; panics naming
+/// `what` after [`LONG`].
+pub async fn poll<T>(what: &str, mut find: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = find() {
+            return found;
+        }
+        if start.elapsed() > LONG {
+            panic!("timed out after {LONG:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A request with a 5 s deadline.
 pub fn timed<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
@@ -203,13 +218,10 @@ impl Cluster {
 
     /// Waits until some store leads `region_id`.
     pub async fn wait_for_leader(&self, region_id: u64) -> usize {
-        wait_for("a region leader", LONG, || async {
-            self.leader_of(region_id).is_some()
+        poll("a region leader", || {
+            self.leader_of(region_id).map(|(i, _, _)| i)
         })
-        .await;
-        self.leader_of(region_id)
-            .map(|(i, _, _)| i)
-            .unwrap_or_default()
+        .await
     }
 
     /// A KV client of store `i`.
@@ -221,8 +233,7 @@ impl Cluster {
 
     /// The context a client would send to the leader of `region_id`.
     pub async fn leader_context(&self, region_id: u64) -> (usize, Context) {
-        self.wait_for_leader(region_id).await;
-        let (i, region, peer) = self.leader_of(region_id).expect("leader");
+        let (i, region, peer) = poll("a region leader", || self.leader_of(region_id)).await;
         let ctx = Context {
             region_id,
             region_epoch: region.region_epoch,
@@ -268,11 +279,9 @@ impl Cluster {
 
     /// Waits for a route for `key`.
     pub async fn wait_route(&self, key: &[u8]) -> (usize, Context) {
-        wait_for("a leader for the key", LONG, || async {
-            self.route(key).is_some()
-        })
-        .await;
-        self.route(key).expect("routed")
+        // Keep what was found: asking again after the wait could find no
+        // leader (an election, a split in flight) and fail spuriously.
+        poll("a leader for the key", || self.route(key)).await
     }
 
     /// Puts through the leader of the key's region, retrying region

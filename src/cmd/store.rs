@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use flotilla_store::cli::{default_toml, StoreArgs};
 use flotilla_store::server::Store;
 
-use crate::pd::{crate_logging, wait_for_signal};
+use super::pd::{crate_logging, wait_for_signal};
 
 pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     if args.print_default_config {

@@ -1,0 +1,16 @@
+//! The binary's subcommands, one module each.
+
+pub mod ctl;
+pub mod kv;
+pub mod pd;
+pub mod playground;
+pub mod store;
+
+/// A current-thread runtime for a one-shot tool command.
+pub fn tool_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}

@@ -1,0 +1,99 @@
+//! Where each playground process listens.
+
+use std::net::TcpListener;
+
+use anyhow::Context as _;
+
+/// A PD member's three ports on 127.0.0.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PdPorts {
+    /// gRPC for clients and stores.
+    pub client: u16,
+    /// Raft between members.
+    pub peer: u16,
+    /// HTTP API, dashboard and metrics.
+    pub http: u16,
+}
+
+/// A store's two ports on 127.0.0.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorePorts {
+    /// gRPC: the KV service and Raft between stores.
+    pub grpc: u16,
+    /// HTTP status and metrics.
+    pub status: u16,
+}
+
+/// A port the OS says is free now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn loopback(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+impl PdPorts {
+    /// Member `i`'s default ports: 2379, 2380, 2381, plus 100 per member.
+    pub fn default_for(i: usize) -> PdPorts {
+        let base = 2379 + 100 * i as u16;
+        PdPorts {
+            client: base,
+            peer: base + 1,
+            http: base + 2,
+        }
+    }
+
+    /// Three free ports.
+    pub fn free() -> anyhow::Result<PdPorts> {
+        Ok(PdPorts {
+            client: free_port()?,
+            peer: free_port()?,
+            http: free_port()?,
+        })
+    }
+
+    /// `127.0.0.1:<client>`.
+    pub fn client_addr(&self) -> String {
+        loopback(self.client)
+    }
+
+    /// `127.0.0.1:<peer>`.
+    pub fn peer_addr(&self) -> String {
+        loopback(self.peer)
+    }
+
+    /// `127.0.0.1:<http>`.
+    pub fn http_addr(&self) -> String {
+        loopback(self.http)
+    }
+}
+
+impl StorePorts {
+    /// Store `i`'s default ports: 20160 + i and 20180 + i.
+    pub fn default_for(i: usize) -> StorePorts {
+        StorePorts {
+            grpc: 20160 + i as u16,
+            status: 20180 + i as u16,
+        }
+    }
+
+    /// Two free ports.
+    pub fn free() -> anyhow::Result<StorePorts> {
+        Ok(StorePorts {
+            grpc: free_port()?,
+            status: free_port()?,
+        })
+    }
+
+    /// `127.0.0.1:<grpc>`.
+    pub fn addr(&self) -> String {
+        loopback(self.grpc)
+    }
+
+    /// `127.0.0.1:<status>`.
+    pub fn status_addr(&self) -> String {
+        loopback(self.status)
+    }
+}
