@@ -49,6 +49,10 @@ pub fn run(
         if !wake.is_empty() {
             wake_dependents_of(store, router, &wake);
         }
+        let back: HashSet<u64> = silent.difference(&now_silent).copied().collect();
+        if !back.is_empty() {
+            wake_leaders_with_peers_on(store, router, &back);
+        }
         silent = now_silent;
     }
 }
@@ -68,6 +72,39 @@ fn probe_peer_stores(store: &StoreContext, transport: &dyn Transport, now: u64) 
     }
 }
 
+/// Wakes the hibernating leaders with a peer on one of the `stores` that
+/// answer again. Such a leader went to sleep leaving that peer behind
+/// (`hibernate_despite`); awake, it heartbeats the peer and catches it up.
+/// The peer cannot ask by itself when it does not exist yet: a region
+/// split off while its store was away is created there only by a message
+/// from the new region's leader.
+fn wake_leaders_with_peers_on(store: &StoreContext, router: &PeerRouter, stores: &HashSet<u64>) {
+    let leaders: Vec<u64> = store
+        .regions
+        .read()
+        .values()
+        .filter(|m| m.is_leader && m.region.peers.iter().any(|p| stores.contains(&p.store_id)))
+        .map(|m| m.region.id)
+        .collect();
+    let woken = wake(router, leaders);
+    if woken > 0 {
+        tracing::info!(
+            ?stores,
+            regions = woken,
+            "stores answer again: woke the leaders that left peers there"
+        );
+    }
+}
+
+/// Sends `PeersUnheard` to each of `regions` that hibernates; returns how
+/// many it woke.
+fn wake(router: &PeerRouter, regions: Vec<u64>) -> usize {
+    regions
+        .into_iter()
+        .filter(|&id| router.is_hibernating(id) && router.send(id, PeerMsg::PeersUnheard).is_ok())
+        .count()
+}
+
 /// Wakes the hibernating followers whose leader is on one of the silent
 /// `stores`, and the hibernating leaders that lost a quorum to them.
 fn wake_dependents_of(store: &StoreContext, router: &PeerRouter, stores: &HashSet<u64>) {
@@ -84,12 +121,7 @@ fn wake_dependents_of(store: &StoreContext, router: &PeerRouter, stores: &HashSe
         })
         .map(|m| m.region.id)
         .collect();
-    let mut woken = 0;
-    for id in orphans {
-        if router.is_hibernating(id) && router.send(id, PeerMsg::PeersUnheard).is_ok() {
-            woken += 1;
-        }
-    }
+    let woken = wake(router, orphans);
     if woken > 0 {
         tracing::info!(
             ?stores,
