@@ -21,7 +21,7 @@ use flotilla_client::{Config, RawClient};
 use tokio::time::Instant;
 
 pub use node::{Node, NodeKind};
-pub use ports::{PdPorts, StorePorts};
+pub use ports::{free_port, PdPorts, StorePorts};
 
 /// Most PD members a playground runs.
 pub const MAX_PDS: usize = 7;

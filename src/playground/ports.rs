@@ -1,8 +1,7 @@
 //! Where each playground process listens.
 
 use std::net::TcpListener;
-
-use anyhow::Context as _;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A PD member's three ports on 127.0.0.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,10 +23,28 @@ pub struct StorePorts {
     pub status: u16,
 }
 
-/// A port the OS says is free now.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// The ports [`free_port`] hands out: above the playground's defaults and
+/// below Linux's ephemeral range (32768 up), so no outgoing connection of
+/// any process can be holding one when a child goes to listen on it.
+const FREE_LOW: u32 = 21_000;
+const FREE_SPAN: u32 = 11_000;
+
+/// A port on 127.0.0.1 that is free now and was not handed out before in
+/// this process. (Asking the OS for port 0 can give the same port to two
+/// callers in a row, and gives ephemeral ports that outgoing connections
+/// may take before the child binds.) Each process starts at its own
+/// offset, so concurrent processes rarely probe the same ports.
+pub fn free_port() -> anyhow::Result<u16> {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = std::process::id().wrapping_mul(7_919) % FREE_SPAN;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..FREE_SPAN {
+        let port = (FREE_LOW + NEXT.fetch_add(1, Ordering::SeqCst) % FREE_SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port in {FREE_LOW}..{}", FREE_LOW + FREE_SPAN)
 }
 
 fn loopback(port: u16) -> String {

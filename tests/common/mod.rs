@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,12 +13,10 @@ pub mod store;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_flotilla");
 
+/// A port no other part of this test process was given; see
+/// [`flotilla::playground::free_port`].
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    flotilla::playground::free_port().expect("a free port")
 }
 
 /// A GET over HTTP/1.1; `None` if the server is not answering yet.
@@ -35,6 +33,22 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
+}
+
+/// Where a child process's stderr goes: a file under `$FLOTILLA_TEST_LOGS`
+/// (named after the process and its port) when that is set, else nowhere.
+/// Set it to read the logs of a failing run.
+pub fn log_sink(name: &str, port: u16) -> Stdio {
+    let Some(dir) = std::env::var_os("FLOTILLA_TEST_LOGS") else {
+        return Stdio::null();
+    };
+    let path = Path::new(&dir).join(format!("{name}-{port}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    Stdio::from(file)
 }
 
 pub fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
@@ -68,7 +82,7 @@ impl Pd {
             .args(["--peer-addr", &format!("127.0.0.1:{}", ports.1)])
             .args(["--http-addr", &format!("127.0.0.1:{}", ports.2)])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_sink("pd", ports.0))
             .spawn()
             .expect("the flotilla binary starts");
         let pd = Pd {

@@ -11,7 +11,7 @@ use flotilla_proto::kvrpcpb::Context;
 use flotilla_proto::metapb;
 use serde_json::Value;
 
-use super::{free_port, http_get, wait_for, BIN};
+use super::{free_port, http_get, log_sink, wait_for, BIN};
 
 /// A store process with fixed ports (kept across restarts).
 pub struct StoreProc {
@@ -128,7 +128,7 @@ fn spawn(
         .arg(dir)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_sink("store", addr));
     match failpoint {
         Some(fp) => cmd.env("FLOTILLA_FAILPOINTS", fp),
         None => cmd.env_remove("FLOTILLA_FAILPOINTS"),
