@@ -27,10 +27,16 @@ fn holds_all(cluster: &Cluster, i: usize, n: u32) -> bool {
 
 /// Snapshots store `i` installed (its metric).
 fn snapshots_applied(cluster: &Cluster, i: usize) -> u64 {
+    snapshot_events(cluster, i, "applied")
+}
+
+/// Store `i`'s count of snapshot `event`s (`generated`, `sent`, `applied`).
+fn snapshot_events(cluster: &Cluster, i: usize, event: &str) -> u64 {
     let metrics = cluster.store(i).context().metrics.render();
+    let prefix = format!("flotilla_store_snapshots_total{{event=\"{event}\"}} ");
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("flotilla_store_snapshots_total{event=\"applied\"} "))
+        .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0)
 }
@@ -202,6 +208,26 @@ async fn an_isolated_leader_is_replaced_and_catches_up_after_the_partition_heals
 /// snapshot. Ranges stay disjoint and covering, and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_away_during_a_split_gets_both_halves_by_snapshot() {
+    away_during_a_split(Leaders::Awake).await;
+}
+
+/// The same with both halves' leaders asleep when the store comes back.
+/// They hibernated past the silent store's peers; the right half's peer
+/// does not exist there, so nothing on that store can wake its leader. The
+/// leader's store must notice the store answering again and wake it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_back_from_a_split_wakes_the_sleeping_leaders_that_left_it_behind() {
+    away_during_a_split(Leaders::Asleep).await;
+}
+
+/// Whether the halves' leaders sleep when the away store returns.
+#[derive(Clone, Copy, PartialEq)]
+enum Leaders {
+    Awake,
+    Asleep,
+}
+
+async fn away_during_a_split(leaders: Leaders) {
     let mut cluster = Cluster::start_with(3, |cfg| {
         cfg.raft.log_gc_keep_entries = 5;
         cfg.raft.log_gc_threshold_entries = 10;
@@ -231,6 +257,16 @@ async fn a_store_away_during_a_split_gets_both_halves_by_snapshot() {
         },
     )
     .await;
+    if leaders == Leaders::Asleep {
+        wait_for("both halves' leaders to hibernate", LONG, || async {
+            cluster.regions_of(here).iter().all(|r| {
+                cluster
+                    .leader_of(r.id)
+                    .is_some_and(|(i, _, _)| cluster.store(i).router().is_hibernating(r.id))
+            })
+        })
+        .await;
+    }
     cluster.start_store(away).await;
     wait_for(
         "the store to hold both halves and every key",
@@ -244,5 +280,12 @@ async fn a_store_away_during_a_split_gets_both_halves_by_snapshot() {
     assert!(halves[0].start_key.is_empty() && halves[1].end_key.is_empty());
     let applied = snapshots_applied(&cluster, away);
     assert!(applied >= 2, "both halves came by snapshot ({applied})");
+    // A built snapshot is kept until the follower waiting for it is sent
+    // it (it was once dropped first, and rebuilt every 40 ms for seconds).
+    let built: u64 = [here, (away + 2) % 3]
+        .iter()
+        .map(|&i| snapshot_events(&cluster, i, "generated"))
+        .sum();
+    assert!(built <= 4, "{built} snapshots built for 2 halves");
     cluster.shutdown().await;
 }

@@ -80,6 +80,11 @@ pub fn maybe_create_peer(
         ..Default::default()
     };
     if store.overlaps_another(&claimed) {
+        tracing::debug!(
+            region = region_id,
+            peer = to.id,
+            "not created: its range overlaps a region here"
+        );
         return false;
     }
     // No range or peers yet; the epoch of the message that created it

@@ -29,6 +29,7 @@ impl Peer {
             return;
         }
         self.snapshot_building = true;
+        tracing::debug!(region = self.region().id, "building a snapshot");
         cx.store.apply_pool.schedule(ApplyTask::GenSnapshot {
             region_id: self.region().id,
         });
@@ -58,21 +59,34 @@ impl Peer {
                 let _ = cx.store.snap.delete(old_key);
             }
         }
+        tracing::debug!(
+            region = region_id,
+            index = snapshot.metadata.index,
+            "snapshot built"
+        );
         self.node.storage_mut().set_snapshot(snapshot);
     }
 
     /// Drops the built snapshot and its file once no follower is being
-    /// sent one (checked every `log-gc-interval`): a later lagging
-    /// follower gets a fresh one.
+    /// sent one or is waiting for one (checked every `log-gc-interval`):
+    /// a later lagging follower gets a fresh one. A follower that is up
+    /// and whose next entry was truncated away is about to be sent this
+    /// one (on its next heartbeat response); dropping it first would
+    /// start the build over, again and again.
     pub(super) fn maybe_drop_built_snapshot(&mut self, cx: &mut PeerContext) {
         let Some(built) = self.node.storage().built_snapshot() else {
             return;
         };
-        let sending = self.node.status().progress.is_some_and(|p| {
-            p.values()
-                .any(|pr| pr.state == raftcore::tracker::ProgressState::Snapshot)
+        let first_index = self.node.log().first_index();
+        let me = self.me.id;
+        let wanted = self.node.status().progress.is_some_and(|p| {
+            p.iter().any(|(&id, pr)| {
+                id != me
+                    && (pr.state == raftcore::tracker::ProgressState::Snapshot
+                        || (pr.recent_active && pr.next_idx < first_index))
+            })
         });
-        if sending || self.snapshot_building {
+        if wanted || self.snapshot_building {
             return;
         }
         let _ = cx.store.snap.delete(snap_key(self.region().id, built));
@@ -129,6 +143,7 @@ impl Peer {
             progress: self.progress.clone(),
         });
         let _ = cx.store.snap.delete(key);
+        tracing::debug!(region = region_id, index, term, "snapshot applied");
         cx.store
             .metrics
             .snapshots

@@ -66,8 +66,11 @@ impl SnapshotSender {
             let region_id = msg.region_id;
             let to_peer = msg.to_peer.as_ref().map_or(0, |p| p.id);
             let result = this.transfer(&shared, msg).await;
-            if let Err(e) = &result {
-                tracing::info!(region = region_id, to_peer, error = %e, "sending snapshot failed");
+            match &result {
+                Ok(()) => tracing::debug!(region = region_id, to_peer, "snapshot sent"),
+                Err(e) => {
+                    tracing::info!(region = region_id, to_peer, error = %e, "sending snapshot failed")
+                }
             }
             let event = if result.is_ok() { "sent" } else { "failed" };
             shared.metrics.snapshots.with_label_values(&[event]).inc();
