@@ -569,28 +569,13 @@ async fn produce(queue: JobQueue, jobs: u64, over: Arc<AtomicBool>) -> Result<()
     Ok(())
 }
 
-/// The PD endpoint: `--pd host:port`, else `$FLOTILLA_PD`, else
-/// `127.0.0.1:2379`.
-fn pd_endpoint() -> std::result::Result<String, String> {
-    let mut args = std::env::args().skip(1);
-    let mut endpoint = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--pd" => endpoint = Some(args.next().ok_or("--pd needs host:port")?),
-            other => match other.strip_prefix("--pd=") {
-                Some(value) => endpoint = Some(value.to_string()),
-                None => {
-                    return Err(format!(
-                        "unknown argument {other:?} (usage: --pd host:port)"
-                    ))
-                }
-            },
-        }
-    }
-    let from_env = || std::env::var("FLOTILLA_PD").ok();
-    Ok(endpoint
-        .or_else(from_env)
-        .unwrap_or_else(|| "127.0.0.1:2379".into()))
+/// Runs the job-queue demo: producers enqueue jobs, workers claim each
+/// one exactly once by compare-and-swap.
+#[derive(clap::Parser)]
+struct Args {
+    /// PD endpoint (`host:port`)
+    #[arg(long, env = "FLOTILLA_PD", default_value = "127.0.0.1:2379")]
+    pd: String,
 }
 
 /// A name no earlier run used, so that runs do not see each other's jobs.
@@ -603,7 +588,8 @@ fn unique_suffix() -> String {
 
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    demo(&pd_endpoint()?).await
+    let args = <Args as clap::Parser>::parse();
+    demo(&args.pd).await
 }
 
 /// The demo: one producer enqueues 200 jobs while 4 workers drain the

@@ -314,33 +314,19 @@ fn after(key: &[u8]) -> Vec<u8> {
     next
 }
 
-/// The PD endpoint: `--pd host:port`, else `$FLOTILLA_PD`, else
-/// `127.0.0.1:2379`.
-fn pd_endpoint() -> std::result::Result<String, String> {
-    let mut args = std::env::args().skip(1);
-    let mut endpoint = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--pd" => endpoint = Some(args.next().ok_or("--pd needs host:port")?),
-            other => match other.strip_prefix("--pd=") {
-                Some(value) => endpoint = Some(value.to_string()),
-                None => {
-                    return Err(format!(
-                        "unknown argument {other:?} (usage: --pd host:port)"
-                    ))
-                }
-            },
-        }
-    }
-    let from_env = || std::env::var("FLOTILLA_PD").ok();
-    Ok(endpoint
-        .or_else(from_env)
-        .unwrap_or_else(|| "127.0.0.1:2379".into()))
+/// Runs the leaderboard demo: scores in ordered keys, top-N and ranks by
+/// scans.
+#[derive(clap::Parser)]
+struct Args {
+    /// PD endpoint (`host:port`)
+    #[arg(long, env = "FLOTILLA_PD", default_value = "127.0.0.1:2379")]
+    pd: String,
 }
 
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    demo(&pd_endpoint()?).await
+    let args = <Args as clap::Parser>::parse();
+    demo(&args.pd).await
 }
 
 /// The demo: six players submit forty scores, four at a time; then the

@@ -17,39 +17,25 @@ use std::time::{Duration, Instant};
 
 use flotilla_client::{Config, RawClient};
 
-/// Command-line options (parsed by hand: `--name value`).
+/// Runs concurrent loops of puts, then of gets, through one client and
+/// prints ops/s and latency percentiles for each.
+#[derive(clap::Parser)]
 struct Options {
+    /// PD endpoints, comma-separated (`host:port`)
+    #[arg(long, default_value = "127.0.0.1:2379")]
     pd: String,
-    tasks: usize,
+    /// Concurrent tasks sharing the one client
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    tasks: u64,
+    /// Length of each phase (puts, then gets)
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Bytes per value
+    #[arg(long, default_value_t = 1024)]
     value_size: usize,
-    keys: usize,
-}
-
-fn options() -> Result<Options, String> {
-    let mut o = Options {
-        pd: "127.0.0.1:2379".into(),
-        tasks: 64,
-        seconds: 10,
-        value_size: 1024,
-        keys: 100_000,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        let [name, value] = pair else {
-            return Err(format!("{} needs a value", pair[0]));
-        };
-        let number = || value.parse::<usize>().map_err(|e| format!("{name}: {e}"));
-        match name.as_str() {
-            "--pd" => o.pd = value.clone(),
-            "--tasks" => o.tasks = number()?.max(1),
-            "--seconds" => o.seconds = number()? as u64,
-            "--value-size" => o.value_size = number()?,
-            "--keys" => o.keys = number()?.max(1),
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok(o)
+    /// Keys the tasks cycle through
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
 }
 
 /// What one phase measured.
@@ -98,7 +84,7 @@ where
                 let (mut lat, mut errors, mut i) = (Vec::new(), 0, t);
                 while !stop.load(Ordering::Relaxed) {
                     let at = Instant::now();
-                    match op(client.clone(), i % keys).await {
+                    match op(client.clone(), (i % keys) as usize).await {
                         Ok(()) => lat.push(at.elapsed()),
                         Err(_) => errors += 1,
                     }
@@ -134,7 +120,7 @@ fn key(i: usize) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let o = options()?;
+    let o = <Options as clap::Parser>::parse();
     let client = RawClient::connect(o.pd.split(','), Config::default()).await?;
     let value = vec![b'v'; o.value_size];
     let mut puts = phase(&o, &client, move |c, i| {

@@ -9,7 +9,8 @@
 //!
 //! - [`RawClient`]: the key-value API. `get`, `put`, `delete`,
 //!   `compare_and_swap`; `batch_get`, `batch_put`, `batch_delete`; `scan`,
-//!   `scan_keys`, `scan_reverse` and `delete_range` over Rust range syntax.
+//!   `scan_keys`, `scan_reverse`, `scan_keys_reverse` and `delete_range` over
+//!   Rust range syntax.
 //!   Keys and values are anything that converts into `Vec<u8>` (`&str`,
 //!   `String`, `&[u8]`, `Vec<u8>`, `Bytes`); reads return [`bytes::Bytes`].
 //! - [`Config`]: deadlines, backoff, connections per store, batch

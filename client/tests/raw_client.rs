@@ -122,6 +122,18 @@ async fn every_call_matches_a_model_across_twenty_regions() {
     let keys = client.scan_keys(key(100)..=key(140), 1000).await.unwrap();
     let expect: Vec<&String> = model.range(key(100)..=key(140)).map(|(k, _)| k).collect();
     assert_eq!(keys.len(), expect.len());
+    let keys = client
+        .scan_keys_reverse(key(100)..=key(140), 7)
+        .await
+        .unwrap();
+    let expect: Vec<&[u8]> = model
+        .range(key(100)..=key(140))
+        .rev()
+        .take(7)
+        .map(|(k, _)| k.as_bytes())
+        .collect();
+    let got: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    assert_eq!(got, expect, "reverse keys");
     let tail = client.scan_reverse(.., 3).await.unwrap();
     let expect: Vec<_> = model
         .iter()

@@ -186,16 +186,20 @@ async fn execute(client: &RawClient, c: Codec, command: KvCommand) -> anyhow::Re
             let start = c.parse("start", start.as_deref().unwrap_or(""))?;
             let end = c.parse("end", end.as_deref().unwrap_or(""))?;
             let range = flotilla_client::KeyRange::new(start, end);
-            let pairs = if reverse {
-                client.scan_reverse(range, limit).await?
-            } else if keys_only {
-                let keys = client.scan_keys(range, limit).await?;
+            let pairs = if keys_only {
+                let keys = if reverse {
+                    client.scan_keys_reverse(range, limit).await?
+                } else {
+                    client.scan_keys(range, limit).await?
+                };
                 keys.into_iter()
                     .map(|key| KvPair {
                         key,
                         value: Bytes::new(),
                     })
                     .collect()
+            } else if reverse {
+                client.scan_reverse(range, limit).await?
             } else {
                 client.scan(range, limit).await?
             };

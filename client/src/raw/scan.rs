@@ -50,6 +50,18 @@ impl RawClient {
             .await
     }
 
+    /// Like [`scan_reverse`](RawClient::scan_reverse), but only the keys.
+    pub async fn scan_keys_reverse(
+        &self,
+        range: impl IntoKeyRange,
+        limit: u32,
+    ) -> Result<Vec<Bytes>> {
+        let pairs = self
+            .scan_inner(range.into_key_range(), limit, true, Direction::Reverse)
+            .await?;
+        Ok(pairs.into_iter().map(|p| p.key).collect())
+    }
+
     async fn scan_inner(
         &self,
         range: KeyRange,
