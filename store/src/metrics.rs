@@ -3,8 +3,8 @@
 //! stores in one test process do not collide.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every store metric.
@@ -59,6 +59,8 @@ pub struct StoreMetrics {
     pub engine_size: IntGauge,
     /// 1 while RocksDB stalls writes (sampled).
     pub write_stall: IntGauge,
+    /// The process's CPU time, brought up to date at each scrape.
+    cpu_seconds: Counter,
 }
 
 fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
@@ -219,16 +221,42 @@ impl StoreMetrics {
                 "flotilla_store_engine_write_stall",
                 "1 while RocksDB stalls writes.",
             ),
+            cpu_seconds: register(
+                &r,
+                Counter::new(
+                    "process_cpu_seconds_total",
+                    "User and system CPU time of the store's process, in seconds (µs resolution).",
+                )
+                .expect("valid metric"),
+            ),
             registry: r,
         }
     }
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        let cpu = process_cpu_seconds();
+        self.cpu_seconds
+            .inc_by((cpu - self.cpu_seconds.get()).max(0.0));
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// User plus system CPU time this process used, in seconds.
+fn process_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given, which is
+    // zero-initialized (a valid rusage) and outlives the call.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return 0.0;
+        }
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 impl Default for StoreMetrics {
