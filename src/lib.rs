@@ -3,6 +3,9 @@
 //!
 //! - [`playground`]: a local cluster of PD and store processes on
 //!   loopback, started and waited for in one call.
+//! - [`daemon`]: the `pd` and `store` daemons as calls, so that another
+//!   binary can be a playground's children too.
 #![deny(missing_docs)]
 
+pub mod daemon;
 pub mod playground;

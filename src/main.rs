@@ -32,8 +32,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pd(args) => cmd::pd::run(args),
-        Command::Store(args) => cmd::store::run(args),
+        Command::Pd(args) => flotilla::daemon::run_pd(args),
+        Command::Store(args) => flotilla::daemon::run_store(args),
         Command::Playground(args) => cmd::playground::run(args),
         Command::Kv(args) => cmd::kv::run(args),
         Command::Ctl(args) => cmd::ctl::run(args),

@@ -1,8 +1,36 @@
-//! What the benchmark binaries share: a runtime, Ctrl-C, and printing the
-//! report.
+//! What the benchmark binaries share: their command line (the bench's
+//! parameters and `--json`), a runtime, Ctrl-C, and printing the report.
 
 use std::future::Future;
 use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+/// A benchmark's command line: its parameters, and `--json`.
+#[derive(clap::Parser, Debug)]
+struct Cli<P: clap::Args> {
+    #[command(flatten)]
+    params: P,
+    /// Print the report as one JSON object on stdout (the summary then
+    /// goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// A benchmark binary's whole `main`: parses its parameters `P` and
+/// `--json` (as the program `name`, described by `about`), then [`run`]s
+/// `bench` on them. Bad options print clap's message and exit 2.
+pub fn main<P, R, F, Fut>(name: &'static str, about: &'static str, bench: F) -> ExitCode
+where
+    P: clap::Args,
+    R: Summary,
+    F: FnOnce(P) -> Fut,
+    Fut: Future<Output = anyhow::Result<R>>,
+{
+    let matches = Cli::<P>::command().name(name).about(about).get_matches();
+    let cli = Cli::<P>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    run(name, cli.json, bench(cli.params))
+}
 
 /// A benchmark's figures, for people and for scripts.
 pub trait Summary {

@@ -1,5 +1,10 @@
-//! Flotilla's benchmarks. Criterion micro benchmarks live in `benches/`;
-//! the `flotilla-ycsb` load tool arrives with its own issue.
+//! Flotilla's benchmarks. Criterion micro benchmarks live in `benches/`.
+//!
+//! The load tool (binary `flotilla-ycsb`, module [`ycsb`]) runs YCSB's
+//! core workloads against a cluster — one given by `--pd`, or a local one
+//! it starts with `--embedded` — and reports throughput and latency per
+//! operation, the stores' fsync batches and CPU per operation, and a local
+//! RocksDB's synced puts as the reference.
 //!
 //! The commit-throughput benchmark (`benches/commit.rs`) runs one workload,
 //! described by [`workload`], on several Raft implementations in the same
@@ -40,6 +45,7 @@ pub mod pd_scale;
 pub mod raftcore_group;
 pub mod store_bench;
 pub mod workload;
+pub mod ycsb;
 
 #[cfg(feature = "raft-rs")]
 pub mod raftrs_group;

@@ -2,9 +2,7 @@
 
 pub mod ctl;
 pub mod kv;
-pub mod pd;
 pub mod playground;
-pub mod store;
 
 /// A current-thread runtime for a one-shot tool command.
 pub fn tool_runtime() -> anyhow::Result<tokio::runtime::Runtime> {

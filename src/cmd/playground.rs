@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Args;
 use flotilla::playground::{Playground, PlaygroundConfig, MAX_PDS, MAX_STORES};
 
-use super::pd::wait_for_signal;
+use flotilla::daemon::wait_for_signal;
 
 /// Where and how big.
 #[derive(Args, Debug)]

@@ -10,23 +10,12 @@
 //!
 //! See `flotilla_benches::idle_regions` for what each phase does.
 
-use clap::Parser;
 use flotilla_benches::idle_regions::{self, Params};
 
-/// Idle-region benchmark: CPU and memory of hibernating regions, restart
-/// time.
-#[derive(Parser, Debug)]
-#[command(name = "idle-regions")]
-struct Cli {
-    #[command(flatten)]
-    params: Params,
-    /// Print the results as one JSON object on stdout (the summary then
-    /// goes to stderr).
-    #[arg(long)]
-    json: bool,
-}
-
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    flotilla_benches::cli::run("idle-regions", cli.json, idle_regions::run(&cli.params))
+    flotilla_benches::cli::main(
+        "idle-regions",
+        "Idle-region benchmark: CPU and memory of hibernating regions, restart time.",
+        |params: Params| async move { idle_regions::run(&params).await },
+    )
 }

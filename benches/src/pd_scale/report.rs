@@ -241,3 +241,13 @@ fn route_json(r: &RouteResult) -> String {
         r.errors
     )
 }
+
+impl crate::cli::Summary for Report {
+    fn summary(&self) -> String {
+        Report::summary(self)
+    }
+
+    fn json(&self) -> String {
+        Report::json(self)
+    }
+}

@@ -30,6 +30,11 @@ impl XorShift {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    /// A number in `[0, 1)`, uniformly (53 random bits).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A number in `0..n` (`n > 0`; the modulo bias is negligible here).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n

@@ -38,7 +38,7 @@ use anyhow::Context as _;
 use cluster::Cluster;
 use load::Op;
 use metrics::PersistStats;
-use reference::Reference;
+use reference::{Reference, ReferenceLoad};
 pub use report::{Report, RunResult};
 use route::Router;
 
@@ -108,6 +108,16 @@ impl Params {
 
     fn phase(&self) -> Duration {
         Duration::from_secs_f64(self.duration)
+    }
+
+    fn reference_load(&self) -> ReferenceLoad {
+        ReferenceLoad {
+            keys: self.keys,
+            value_size: self.value_size,
+            writers: self.concurrency,
+            duration: self.phase(),
+            seed: self.seed,
+        }
     }
 }
 
@@ -180,8 +190,8 @@ async fn measure(
     );
 
     let reference = if params.reference {
-        let (dir, p) = (reference_dir.to_path_buf(), params.clone());
-        let r = tokio::task::spawn_blocking(move || Reference::open(&dir, &p))
+        let (dir, load) = (reference_dir.to_path_buf(), params.reference_load());
+        let r = tokio::task::spawn_blocking(move || Reference::open(&dir, &load))
             .await
             .context("reference setup panicked")??;
         Some(Arc::new(r))
@@ -217,8 +227,8 @@ async fn measure(
         ));
         let reference = match &reference {
             Some(r) => {
-                let (r, p) = (r.clone(), params.clone());
-                let result = tokio::task::spawn_blocking(move || r.puts(&p, run as u64))
+                let (r, load) = (r.clone(), params.reference_load());
+                let result = tokio::task::spawn_blocking(move || r.puts(&load, run as u64))
                     .await
                     .context("reference run panicked")?;
                 progress(&format!(

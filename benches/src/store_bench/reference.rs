@@ -11,11 +11,26 @@ use anyhow::Context as _;
 use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 
 use super::load::{key, values, PhaseResult};
-use super::Params;
 use crate::pd_scale::rng::XorShift;
 
 /// Keys written per unsynced batch while preloading.
 const PRELOAD_BATCH: u64 = 1000;
+
+/// What the reference writes: `writers` threads putting random keys of
+/// `0..keys`, `value_size` bytes each, for `duration`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReferenceLoad {
+    /// Keys preloaded and written.
+    pub keys: u64,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Concurrent writer threads.
+    pub writers: usize,
+    /// How long the puts run.
+    pub duration: Duration,
+    /// Seed for keys and values.
+    pub seed: u64,
+}
 
 /// The reference RocksDB, preloaded with the benchmark's keys.
 pub struct Reference {
@@ -26,7 +41,7 @@ impl Reference {
     /// Opens a fresh RocksDB at `dir` (the store's engine options: create
     /// if missing, two background jobs) and writes every key once.
     /// Blocking.
-    pub fn open(dir: &Path, params: &Params) -> anyhow::Result<Reference> {
+    pub fn open(dir: &Path, params: &ReferenceLoad) -> anyhow::Result<Reference> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
@@ -46,14 +61,14 @@ impl Reference {
         Ok(Reference { db })
     }
 
-    /// `--concurrency` threads each putting random keys, synced, one at a
-    /// time, for `--duration` seconds. Blocking.
-    pub fn puts(&self, params: &Params, run: u64) -> PhaseResult {
-        let window = params.phase();
+    /// `writers` threads each putting random keys, synced, one at a time,
+    /// for `duration`. Blocking.
+    pub fn puts(&self, params: &ReferenceLoad, run: u64) -> PhaseResult {
+        let window = params.duration;
         let end = Instant::now() + window;
-        let mut result = PhaseResult::new(params.concurrency, window);
+        let mut result = PhaseResult::new(params.writers, window);
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..params.concurrency as u64)
+            let handles: Vec<_> = (0..params.writers as u64)
                 .map(|t| {
                     let seed = params.seed ^ (run << 40) ^ (t << 8) ^ 0x0052_4546;
                     let values = values(params.value_size, seed ^ 0x76_616c);
