@@ -105,20 +105,18 @@ async fn workloads_run_their_mixes_against_a_real_cluster() {
         "read=0.2,update=0.8",
         "--distribution",
         "uniform",
-        "--duration",
-        "2",
-        "--target",
-        "200",
+        "--operations",
+        "1000",
     ]);
     assert_eq!(custom["workload"], "custom");
     assert_eq!(custom["errors"], 0, "{custom}");
     assert_share(&custom, "update", 0.8);
-    // Paced to 200 ops/s for 2 s: about 400 operations, not thousands.
-    let ops = custom["ops"].as_u64().unwrap();
-    assert!(
-        (300..=460).contains(&ops),
-        "{ops} ops at a 200 ops/s target"
-    );
+
+    // Paced to 50 ops/s for 2 s: at most 100 operations, where 8 unpaced
+    // clients do hundreds (a slow machine may do fewer than 100).
+    let paced = run(&["--workload", "c", "--duration", "2", "--target", "50"]);
+    let ops = paced["ops"].as_u64().unwrap();
+    assert!((1..=110).contains(&ops), "{ops} ops at a 50 ops/s target");
     playground.stop();
 }
 
