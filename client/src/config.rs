@@ -37,6 +37,12 @@ pub struct Config {
     /// moves read work off the leaders, at the cost of one more round
     /// trip inside the cluster.
     pub follower_reads: bool,
+    /// Send concurrent `get`s (and `put`s) as batches (default on): a call
+    /// joins a queue, and whatever queued up while the previous batch was
+    /// being sent goes out as one request per region — one gRPC request
+    /// and, for puts, one Raft entry for many calls. A lone call is sent
+    /// at once; results and errors are per call as without it.
+    pub combine_calls: bool,
     /// How the embedded PD client times and retries its calls.
     pub pd: PdClientConfig,
 }
@@ -53,6 +59,7 @@ impl Default for Config {
             batch_concurrency: 16,
             region_prefetch: 32,
             follower_reads: false,
+            combine_calls: true,
             pd: PdClientConfig::default(),
         }
     }
@@ -113,6 +120,8 @@ impl ConfigBuilder {
         region_prefetch: u32,
         /// See [`Config::follower_reads`].
         follower_reads: bool,
+        /// See [`Config::combine_calls`].
+        combine_calls: bool,
         /// See [`Config::pd`].
         pd: PdClientConfig,
     }

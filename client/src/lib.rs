@@ -14,8 +14,9 @@
 //!   Keys and values are anything that converts into `Vec<u8>` (`&str`,
 //!   `String`, `&[u8]`, `Vec<u8>`, `Bytes`); reads return [`bytes::Bytes`].
 //! - [`Config`]: deadlines, backoff, connections per store, batch
-//!   concurrency, follower reads; built with [`Config::builder`]. One call
-//!   can take another deadline with [`RawClient::with_timeout`].
+//!   concurrency, follower reads, and combining concurrent `get`s and
+//!   `put`s into batches (on by default); built with [`Config::builder`].
+//!   One call can take another deadline with [`RawClient::with_timeout`].
 //! - [`Error`]: one error type whose predicates say what to do —
 //!   [`Error::is_retryable`], [`Error::is_undetermined`] (a write whose
 //!   outcome is unknown), [`Error::is_invalid_argument`].

@@ -357,3 +357,103 @@ async fn follower_reads_see_the_latest_write() {
     }
     cluster.shutdown().await;
 }
+
+/// Requests of `method` the stores served (from their metrics).
+fn store_requests(cluster: &Cluster, method: &str) -> u64 {
+    let wanted =
+        format!("flotilla_store_kv_request_duration_seconds_count{{method=\"{method}\"}} ");
+    (0..3)
+        .map(|i| {
+            let text = cluster.store(i).context().metrics.render();
+            text.lines()
+                .find_map(|l| l.strip_prefix(&wanted)?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_gets_and_puts_are_combined_into_batches() {
+    let cluster = Cluster::start(3).await;
+    let client = client(&cluster).await;
+    client.put(key(0), "warm").await.unwrap();
+    // 200 callers at once, in one region: each reads its own write.
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client.put(key(i), format!("v{i}")).await.unwrap();
+                let got = client.get(key(i)).await.unwrap();
+                assert_eq!(got.as_deref(), Some(format!("v{i}").as_bytes()));
+            })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap();
+    }
+    assert_eq!(store_requests(&cluster, "raw_put"), 0);
+    assert_eq!(store_requests(&cluster, "raw_get"), 0);
+    // Calls queue while earlier batches are in flight: fewer requests
+    // than calls (each batch is one request: one region, few bytes).
+    let batches = store_requests(&cluster, "raw_batch_put");
+    assert!(
+        (2..201).contains(&batches),
+        "201 puts in {batches} requests"
+    );
+    assert!(store_requests(&cluster, "raw_batch_get") < 200);
+
+    // Over 4 regions, batches are cut by region and still all land.
+    split_every(&cluster, 200, 50).await;
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.put(key(i), format!("w{i}")).await })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let all = client.scan(key(0)..key(200), 1000).await.unwrap();
+    assert_eq!(all.len(), 200);
+    assert!(all
+        .iter()
+        .enumerate()
+        .all(|(i, p)| p.value == format!("w{i}").as_bytes()));
+    let batches = store_requests(&cluster, "raw_batch_put");
+
+    // Switched off, every call is its own request.
+    let config = Config::builder().combine_calls(false).build();
+    let lone = RawClient::connect([&cluster.pd_endpoint], config)
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let lone = lone.clone();
+            tokio::spawn(async move { lone.put(key(i), "again").await.unwrap() })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap();
+    }
+    // (At least 50: the new regions' first requests may meet elections.)
+    assert!(store_requests(&cluster, "raw_put") >= 50);
+    assert_eq!(store_requests(&cluster, "raw_batch_put"), batches);
+
+    // Gets whose values together pass the 32 MiB reply limit: a combined
+    // batch of them is refused by the store, and each goes alone.
+    let big = vec![b'x'; 6 << 20];
+    for i in 0..6 {
+        client.put(format!("big{i}"), big.clone()).await.unwrap();
+    }
+    let gets: Vec<_> = (0..6)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(format!("big{i}")).await })
+        })
+        .collect();
+    for g in gets {
+        let value = g.await.unwrap().expect("a big get succeeds");
+        assert_eq!(value.map(|v| v.len()), Some(6 << 20));
+    }
+    cluster.shutdown().await;
+}

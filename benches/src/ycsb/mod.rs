@@ -114,6 +114,10 @@ pub struct Params {
     /// gRPC connections per store.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Let the client combine concurrent gets and puts into batches (the
+    /// SDK's default); `--combine-calls false` sends each on its own.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub combine_calls: bool,
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
@@ -209,6 +213,7 @@ impl Params {
         Config::builder()
             .timeout(Duration::from_secs_f64(self.timeout))
             .connections_per_store(self.connections)
+            .combine_calls(self.combine_calls)
             .build()
     }
 }

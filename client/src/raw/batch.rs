@@ -220,7 +220,7 @@ fn worse(a: Option<Failure>, b: Failure) -> Failure {
     }
 }
 
-struct Get;
+pub(super) struct Get;
 impl BatchOp for Get {
     type Item = (usize, Bytes);
     type Request = RawBatchGetRequest;
@@ -239,7 +239,7 @@ impl BatchOp for Get {
     }
 }
 
-struct Put;
+pub(super) struct Put;
 impl BatchOp for Put {
     type Item = KvPair;
     type Request = RawBatchPutRequest;
@@ -283,6 +283,18 @@ impl BatchOp for Delete {
     }
 }
 
+/// Puts each found value of a finished batch of gets at its key's index
+/// in `out`.
+pub(super) fn fill_values(out: &mut [Option<Bytes>], done: Done<Get>) {
+    for (items, reply) in done {
+        let found: HashMap<Bytes, Bytes> =
+            reply.pairs.into_iter().map(|p| (p.key, p.value)).collect();
+        for (i, key) in items {
+            out[i] = found.get(&key).cloned();
+        }
+    }
+}
+
 impl RawClient {
     /// The values of `keys`, in input order (`None` for a key that does
     /// not exist). Keys are grouped by region and read concurrently; any
@@ -302,13 +314,8 @@ impl RawClient {
             return Ok(out);
         }
         let mut call = self.call(Idempotence::Idempotent);
-        for (items, reply) in self.inner.run_batch::<Get>(keys, &mut call).await? {
-            let found: HashMap<Bytes, Bytes> =
-                reply.pairs.into_iter().map(|p| (p.key, p.value)).collect();
-            for (i, key) in items {
-                out[i] = found.get(&key).cloned();
-            }
-        }
+        let done = self.inner.run_batch::<Get>(keys, &mut call).await?;
+        fill_values(&mut out, done);
         Ok(out)
     }
 

@@ -3,9 +3,11 @@
 //! Every call routes by key through the region cache, sends to the
 //! region's leader (or a follower, for follower reads), and retries within
 //! its deadline as [`crate::retry`] describes. The calls live by kind:
-//! single keys in `point`, batches in `batch`, ranges in `scan`.
+//! single keys in `point`, batches in `batch`, ranges in `scan`; `combine`
+//! turns concurrent single-key gets and puts into batches.
 
 mod batch;
+mod combine;
 mod point;
 mod scan;
 
@@ -50,6 +52,8 @@ pub(crate) struct Inner {
     config: Config,
     /// Spreads follower reads over the replicas.
     next_replica: AtomicUsize,
+    /// Queues of single-key calls sent as batches.
+    combiner: combine::Combiner,
 }
 
 impl RawClient {
@@ -75,6 +79,7 @@ impl RawClient {
             conns: Connections::new(config.connections_per_store, config.connect_timeout),
             pd,
             next_replica: AtomicUsize::new(0),
+            combiner: combine::Combiner::default(),
             config,
         };
         RawClient {
@@ -112,6 +117,11 @@ impl RawClient {
     /// How many regions the cache holds (for diagnostics).
     pub fn cached_regions(&self) -> usize {
         self.inner.cache.len()
+    }
+
+    /// When a call made now must be done.
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.timeout
     }
 
     fn call(&self, idempotence: Idempotence) -> Call {

@@ -5,10 +5,11 @@ use flotilla_proto::kvrpcpb::{
     RawCompareAndSwapRequest, RawDeleteRequest, RawGetRequest, RawPutRequest,
 };
 
+use super::combine::GetAnswer;
 use super::RawClient;
 use crate::cache::Side;
 use crate::error::Result;
-use crate::key::{bytes, check_key, check_value};
+use crate::key::{bytes, check_key, check_value, KvPair};
 use crate::retry::Idempotence;
 
 impl RawClient {
@@ -17,6 +18,15 @@ impl RawClient {
     pub async fn get(&self, key: impl Into<Vec<u8>>) -> Result<Option<Bytes>> {
         let key = bytes(key);
         check_key(&key, false)?;
+        if self.inner.config.combine_calls {
+            let answer = self
+                .inner
+                .combined_get(key.clone(), self.deadline())
+                .await?;
+            if let GetAnswer::Value(value) = answer {
+                return value;
+            }
+        }
         let req = RawGetRequest {
             context: None,
             key: key.clone(),
@@ -36,6 +46,10 @@ impl RawClient {
         let (key, value) = (bytes(key), bytes(value));
         check_key(&key, true)?;
         check_value(&value)?;
+        if self.inner.config.combine_calls {
+            let pair = KvPair { key, value };
+            return self.inner.combined_put(pair, self.deadline()).await;
+        }
         let req = RawPutRequest {
             context: None,
             key: key.clone(),

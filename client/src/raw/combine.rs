@@ -1,0 +1,249 @@
+//! Combining concurrent single-key calls ([`Config::combine_calls`]).
+//!
+//! Under load, many tasks call `get` and `put` at once. Sent one by one,
+//! each call pays the per-request costs — gRPC framing and copies, and for
+//! a write its own Raft entry and apply — and those costs, not the data,
+//! bound the throughput. So a `get` or `put` joins a queue instead, and a
+//! combiner task sends whatever has queued up as one batch per region
+//! through the batch engine: cut to the store's limits, retried within the
+//! batch's deadline. Batches never mix regions, so a region that cannot
+//! serve holds up only its own calls.
+//!
+//! Nothing waits on purpose. A lone call goes out at once, as a batch of
+//! one; batches grow only while calls arrive faster than the combiner
+//! takes its turns. Each call still has its own deadline: one that passes
+//! first ends that call with [`Error::Timeout`] (for a put, as with a lone
+//! put, the write may still land).
+//!
+//! What a caller sees is unchanged:
+//! - A combined put returns once its region wrote the batch holding it,
+//!   one Raft entry, atomically. Two puts of one key in one batch were
+//!   concurrent calls, so either order is linearizable; the later one
+//!   queued wins.
+//! - A combined get is read under its region leader's lease, as a lone get
+//!   is.
+//! - Errors are the batch's, and each caller gets its own copy.
+//! - A batch of gets whose reply would pass the 32 MiB limit is not an
+//!   error: each of its gets goes alone.
+//!
+//! [`Config::combine_calls`]: crate::Config::combine_calls
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::batch::{fill_values, Get, Put};
+use super::Inner;
+use crate::cache::Side;
+use crate::error::{Error, Result};
+use crate::key::KvPair;
+use crate::retry::{Call, Idempotence};
+
+/// Most calls one batch takes (the batch engine cuts further by size).
+const MAX_COMBINED: usize = 256;
+
+/// One queued call: its input, deadline, and where its answer goes.
+struct Queued<I, O> {
+    input: I,
+    deadline: Instant,
+    answer: oneshot::Sender<O>,
+}
+
+/// What a combined get answers.
+pub(super) enum GetAnswer {
+    /// The value (or its absence).
+    Value(Result<Option<Bytes>>),
+    /// The batch was too big to answer at once: send this get alone.
+    Alone,
+}
+
+type PutQueue = mpsc::UnboundedSender<Queued<KvPair, Result<()>>>;
+type GetQueue = mpsc::UnboundedSender<Queued<Bytes, GetAnswer>>;
+
+/// The queues of one client, each with its combiner task (started on
+/// first use, ended when the client is dropped).
+#[derive(Default)]
+pub(super) struct Combiner {
+    puts: OnceLock<PutQueue>,
+    gets: OnceLock<GetQueue>,
+}
+
+impl Inner {
+    /// Puts `pair` within `deadline` as part of a combined batch.
+    pub(super) async fn combined_put(
+        self: &Arc<Inner>,
+        pair: KvPair,
+        deadline: Instant,
+    ) -> Result<()> {
+        let queue = self.combiner.puts.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run_puts(Arc::downgrade(self), rx));
+            tx
+        });
+        let (answer, rx) = oneshot::channel();
+        let queued = Queued {
+            input: pair,
+            deadline,
+            answer,
+        };
+        if queue.send(queued).is_err() {
+            return Err(Error::Store("the client's put combiner stopped".into()));
+        }
+        wait(rx, deadline).await?
+    }
+
+    /// Gets `key` within `deadline` as part of a combined batch.
+    pub(super) async fn combined_get(
+        self: &Arc<Inner>,
+        key: Bytes,
+        deadline: Instant,
+    ) -> Result<GetAnswer> {
+        let queue = self.combiner.gets.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run_gets(Arc::downgrade(self), rx));
+            tx
+        });
+        let (answer, rx) = oneshot::channel();
+        let queued = Queued {
+            input: key,
+            deadline,
+            answer,
+        };
+        if queue.send(queued).is_err() {
+            return Ok(GetAnswer::Alone);
+        }
+        wait(rx, deadline).await
+    }
+}
+
+/// The answer, or a timeout once `deadline` passes.
+async fn wait<O>(rx: oneshot::Receiver<O>, deadline: Instant) -> Result<O> {
+    let started = Instant::now();
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(Error::Store("a combined batch was dropped".into())),
+        Err(_) => Err(Error::Timeout {
+            after: deadline.saturating_duration_since(started),
+            last: "waiting for the combined batch that holds this call".into(),
+        }),
+    }
+}
+
+/// Takes everything queued (up to [`MAX_COMBINED`]) behind `first`.
+fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>, first: T) -> Vec<T> {
+    let mut all = vec![first];
+    while all.len() < MAX_COMBINED {
+        match rx.try_recv() {
+            Ok(next) => all.push(next),
+            Err(_) => break,
+        }
+    }
+    all
+}
+
+/// The latest deadline of `batch`'s calls: the batch runs until then.
+fn batch_call<I, O>(inner: &Inner, batch: &[Queued<I, O>]) -> Call {
+    let deadline = batch
+        .iter()
+        .map(|q| q.deadline)
+        .max()
+        .unwrap_or_else(Instant::now);
+    let c = &inner.config;
+    Call::new(
+        deadline.saturating_duration_since(Instant::now()),
+        Idempotence::Idempotent,
+        c.backoff_base,
+        c.backoff_max,
+    )
+}
+
+/// `batch` cut by region, as the cache places each call now, so that a
+/// region that cannot serve holds up only its own calls. A call it cannot
+/// place yet joins a group of its own: the batch engine looks it up again.
+async fn by_region<I, O>(
+    inner: &Inner,
+    batch: Vec<Queued<I, O>>,
+    key: impl Fn(&I) -> &Bytes,
+) -> Vec<Vec<Queued<I, O>>> {
+    let mut groups: HashMap<u64, Vec<Queued<I, O>>> = HashMap::new();
+    for q in batch {
+        let region = match inner
+            .cache
+            .locate(key(&q.input), Side::At, q.deadline)
+            .await
+        {
+            Ok(route) => route.region.id,
+            Err(_) => 0,
+        };
+        groups.entry(region).or_default().push(q);
+    }
+    groups.into_values().collect()
+}
+
+async fn run_puts(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Queued<KvPair, Result<()>>>) {
+    while let Some(first) = rx.recv().await {
+        let batch = drain(&mut rx, first);
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            for group in by_region(&inner, batch, |pair| &pair.key).await {
+                tokio::spawn(send_puts(inner.clone(), group));
+            }
+        });
+    }
+}
+
+async fn send_puts(inner: Arc<Inner>, batch: Vec<Queued<KvPair, Result<()>>>) {
+    let mut call = batch_call(&inner, &batch);
+    let pairs = batch.iter().map(|q| q.input.clone()).collect();
+    let result = inner.run_batch::<Put>(pairs, &mut call).await.map(|_| ());
+    for q in batch {
+        let _ = q.answer.send(result.clone());
+    }
+}
+
+async fn run_gets(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Queued<Bytes, GetAnswer>>) {
+    while let Some(first) = rx.recv().await {
+        let batch = drain(&mut rx, first);
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            for group in by_region(&inner, batch, |key| key).await {
+                tokio::spawn(send_gets(inner.clone(), group));
+            }
+        });
+    }
+}
+
+async fn send_gets(inner: Arc<Inner>, batch: Vec<Queued<Bytes, GetAnswer>>) {
+    let mut call = batch_call(&inner, &batch);
+    let keys = batch
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (i, q.input.clone()))
+        .collect();
+    match inner.run_batch::<Get>(keys, &mut call).await {
+        Ok(done) => {
+            let mut values = vec![None; batch.len()];
+            fill_values(&mut values, done);
+            for (q, value) in batch.into_iter().zip(values) {
+                let _ = q.answer.send(GetAnswer::Value(Ok(value)));
+            }
+        }
+        Err(Error::ResourceExhausted(_)) if batch.len() > 1 => {
+            for q in batch {
+                let _ = q.answer.send(GetAnswer::Alone);
+            }
+        }
+        Err(e) => {
+            for q in batch {
+                let _ = q.answer.send(GetAnswer::Value(Err(e.clone())));
+            }
+        }
+    }
+}
