@@ -11,7 +11,7 @@
 # Every report is one JSON line in OUT (default benches/baseline/results.jsonl);
 # benches/baseline/table.py turns them into the README's table of medians.
 #
-# Usage: benches/baseline/run.sh    (takes about 25 minutes)
+# Usage: benches/baseline/run.sh    (takes about 20 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/flotilla-target}"
