@@ -25,6 +25,8 @@
 //! - Errors are the batch's, and each caller gets its own copy.
 //! - A batch of gets whose reply would pass the 32 MiB limit is not an
 //!   error: each of its gets goes alone.
+//! - A combiner runs on the runtime of the client's first call; if that
+//!   runtime shuts down while the client lives on, calls go alone.
 //!
 //! [`Config::combine_calls`]: crate::Config::combine_calls
 
@@ -60,63 +62,69 @@ pub(super) enum GetAnswer {
     Alone,
 }
 
-type PutQueue = mpsc::UnboundedSender<Queued<KvPair, Result<()>>>;
-type GetQueue = mpsc::UnboundedSender<Queued<Bytes, GetAnswer>>;
+type Queue<I, O> = mpsc::UnboundedSender<Queued<I, O>>;
 
 /// The queues of one client, each with its combiner task (started on
 /// first use, ended when the client is dropped).
 #[derive(Default)]
 pub(super) struct Combiner {
-    puts: OnceLock<PutQueue>,
-    gets: OnceLock<GetQueue>,
+    puts: OnceLock<Queue<KvPair, Result<()>>>,
+    gets: OnceLock<Queue<Bytes, GetAnswer>>,
 }
 
 impl Inner {
-    /// Puts `pair` within `deadline` as part of a combined batch.
+    /// Puts `pair` within `deadline` as part of a combined batch; `None`
+    /// if the combiner is gone (its runtime shut down): put it alone.
     pub(super) async fn combined_put(
         self: &Arc<Inner>,
         pair: KvPair,
         deadline: Instant,
-    ) -> Result<()> {
-        let queue = self.combiner.puts.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+    ) -> Option<Result<()>> {
+        let start = |rx| {
             tokio::spawn(run_puts(Arc::downgrade(self), rx));
-            tx
-        });
-        let (answer, rx) = oneshot::channel();
-        let queued = Queued {
-            input: pair,
-            deadline,
-            answer,
         };
-        if queue.send(queued).is_err() {
-            return Err(Error::Store("the client's put combiner stopped".into()));
-        }
-        wait(rx, deadline).await?
+        let answer = submit(&self.combiner.puts, start, pair, deadline).await?;
+        Some(answer.and_then(|put| put))
     }
 
-    /// Gets `key` within `deadline` as part of a combined batch.
+    /// Gets `key` within `deadline` as part of a combined batch;
+    /// [`GetAnswer::Alone`] if it must go alone.
     pub(super) async fn combined_get(
         self: &Arc<Inner>,
         key: Bytes,
         deadline: Instant,
     ) -> Result<GetAnswer> {
-        let queue = self.combiner.gets.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+        let start = |rx| {
             tokio::spawn(run_gets(Arc::downgrade(self), rx));
-            tx
-        });
-        let (answer, rx) = oneshot::channel();
-        let queued = Queued {
-            input: key,
-            deadline,
-            answer,
         };
-        if queue.send(queued).is_err() {
-            return Ok(GetAnswer::Alone);
-        }
-        wait(rx, deadline).await
+        submit(&self.combiner.gets, start, key, deadline)
+            .await
+            .unwrap_or(Ok(GetAnswer::Alone))
     }
+}
+
+/// Queues `input` (starting the queue's combiner with `start` on first
+/// use) and waits for its answer until `deadline`; `None` if the combiner
+/// is gone.
+async fn submit<I, O>(
+    queue: &OnceLock<Queue<I, O>>,
+    start: impl FnOnce(mpsc::UnboundedReceiver<Queued<I, O>>),
+    input: I,
+    deadline: Instant,
+) -> Option<Result<O>> {
+    let queue = queue.get_or_init(|| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        start(rx);
+        tx
+    });
+    let (answer, rx) = oneshot::channel();
+    let queued = Queued {
+        input,
+        deadline,
+        answer,
+    };
+    queue.send(queued).ok()?;
+    Some(wait(rx, deadline).await)
 }
 
 /// The answer, or a timeout once `deadline` passes.

@@ -47,8 +47,13 @@ impl RawClient {
         check_key(&key, true)?;
         check_value(&value)?;
         if self.inner.config.combine_calls {
-            let pair = KvPair { key, value };
-            return self.inner.combined_put(pair, self.deadline()).await;
+            let pair = KvPair {
+                key: key.clone(),
+                value: value.clone(),
+            };
+            if let Some(put) = self.inner.combined_put(pair, self.deadline()).await {
+                return put;
+            }
         }
         let req = RawPutRequest {
             context: None,
