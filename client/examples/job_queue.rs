@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flotilla_client::{Bytes, Config, Error, KvPair, RawClient, Result};
+use flotilla_client::{key_after, Bytes, Config, Error, KeyRange, KvPair, RawClient, Result};
 
 /// The largest payload a job may carry.
 pub const MAX_PAYLOAD_BYTES: usize = 1024;
@@ -123,8 +123,8 @@ impl JobQueue {
     }
 
     /// Every key of `table`.
-    fn table_range(&self, table: Table) -> (Vec<u8>, Vec<u8>) {
-        prefix_range(&self.prefix(table))
+    fn table_range(&self, table: Table) -> KeyRange {
+        KeyRange::with_prefix(self.prefix(table))
     }
 
     /// The sequence number in a key of `table`; `None` for a key this
@@ -166,7 +166,7 @@ impl JobQueue {
     /// attempt), but nothing writes to a queue being removed, so retrying
     /// one whose outcome is unknown is safe here.
     pub async fn remove(&self) -> Result<()> {
-        let (start, end) = prefix_range(&format!("{}/", self.name));
+        let KeyRange { start, end } = KeyRange::with_prefix(format!("{}/", self.name));
         let range = start..end;
         let mut patience = Patience::new();
         let mut retries = 0;
@@ -183,7 +183,10 @@ impl JobQueue {
 
     /// Every row of `table`, by sequence number.
     async fn read_table(&self, table: Table) -> Result<BTreeMap<u64, Bytes>> {
-        let (mut from, end) = self.table_range(table);
+        let KeyRange {
+            start: mut from,
+            end,
+        } = self.table_range(table);
         let mut rows = BTreeMap::new();
         let mut retries = 0;
         loop {
@@ -193,7 +196,7 @@ impl JobQueue {
             let Some(last) = page.last() else {
                 return Ok(rows);
             };
-            from = after(&last.key);
+            from = key_after(&last.key);
             let full = page.len() == PAGE_ROWS as usize;
             for pair in page {
                 if let Some(seq) = self.seq_of(table, &pair.key) {
@@ -333,7 +336,10 @@ impl Worker {
     /// someone), and claims are never taken back, so the walk never needs
     /// to look behind itself.
     async fn pass(&mut self) -> Result<usize> {
-        let (mut from, end) = self.queue.table_range(Table::Jobs);
+        let KeyRange {
+            start: mut from,
+            end,
+        } = self.queue.table_range(Table::Jobs);
         let mut owned = 0;
         loop {
             let range = from.clone()..end.clone();
@@ -344,7 +350,7 @@ impl Worker {
             let Some(last) = page.last() else {
                 return Ok(owned);
             };
-            from = after(&last.key);
+            from = key_after(&last.key);
             let full = page.len() == PAGE_JOBS as usize;
             owned += self.work_page(page).await?;
             if !full {
@@ -533,23 +539,6 @@ where
             }
         }
     }
-}
-
-/// Every key that starts with `prefix` (which ends with `/`): up to the
-/// prefix with that `/` bumped to `0`, the next byte.
-fn prefix_range(prefix: &str) -> (Vec<u8>, Vec<u8>) {
-    let start = prefix.as_bytes().to_vec();
-    let mut end = start.clone();
-    end.pop();
-    end.push(b'0');
-    (start, end)
-}
-
-/// The first key after `key`.
-fn after(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    next.push(0);
-    next
 }
 
 /// A payload for the demo's job `seq`: a size that varies up to 1 KiB.

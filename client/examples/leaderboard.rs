@@ -33,7 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use flotilla_client::{Config, Error, RawClient, Result};
+use flotilla_client::{key_after, Bytes, Config, Error, KeyRange, RawClient, Result};
 
 /// Index entries read per request by [`Leaderboard::rank`].
 const RANK_PAGE: u32 = 256;
@@ -167,7 +167,10 @@ impl Leaderboard {
         let page = u32::try_from(n)
             .unwrap_or(u32::MAX)
             .saturating_add(TOP_SLACK);
-        let (mut from, end) = self.index_range();
+        let KeyRange {
+            start: mut from,
+            end,
+        } = self.index_range();
         let mut found: BTreeMap<String, u64> = BTreeMap::new();
         while found.len() < n {
             let keys = self
@@ -175,7 +178,7 @@ impl Leaderboard {
                 .scan_keys(from.clone()..end.clone(), page)
                 .await?;
             let Some(last) = keys.last() else { break };
-            from = after(last);
+            from = key_after(last);
             for (player, score) in self.confirm(&keys).await? {
                 let best = found.entry(player).or_default();
                 *best = (*best).max(score);
@@ -203,9 +206,11 @@ impl Leaderboard {
         let Some(score) = self.best(player).await? else {
             return Ok(None);
         };
-        let (mut from, _) = self.index_range();
+        let KeyRange {
+            start: mut from, ..
+        } = self.index_range();
         // Entries before the first one of `score` have a higher score.
-        let end = self.index_key(score, "");
+        let end = Bytes::from(self.index_key(score, ""));
         let mut better = BTreeSet::new();
         while from < end {
             let keys = self
@@ -213,7 +218,7 @@ impl Leaderboard {
                 .scan_keys(from.clone()..end.clone(), RANK_PAGE)
                 .await?;
             let Some(last) = keys.last() else { break };
-            from = after(last);
+            from = key_after(last);
             let confirmed = self.confirm(&keys).await?;
             better.extend(
                 confirmed
@@ -250,7 +255,7 @@ impl Leaderboard {
     /// general, but nothing writes to a board being removed, so retrying
     /// one whose outcome is unknown is safe here.
     pub async fn remove(&self) -> Result<()> {
-        let (start, end) = prefix_range(&self.prefix);
+        let KeyRange { start, end } = KeyRange::with_prefix(self.prefix.as_str());
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -272,8 +277,8 @@ impl Leaderboard {
         key
     }
 
-    fn index_range(&self) -> (Vec<u8>, Vec<u8>) {
-        prefix_range(&format!("{}s/", self.prefix))
+    fn index_range(&self) -> KeyRange {
+        KeyRange::with_prefix(format!("{}s/", self.prefix))
     }
 
     /// The score and player of an index key; `None` for a key this board
@@ -295,23 +300,6 @@ fn decode_score(value: &[u8]) -> Result<u64> {
         ))
     })?;
     Ok(u64::from_be_bytes(bytes))
-}
-
-/// Every key that starts with `prefix` (which ends with `/`): up to the
-/// prefix with that `/` bumped to `0`, the next byte.
-fn prefix_range(prefix: &str) -> (Vec<u8>, Vec<u8>) {
-    let start = prefix.as_bytes().to_vec();
-    let mut end = start.clone();
-    end.pop();
-    end.push(b'0');
-    (start, end)
-}
-
-/// The first key after `key`.
-fn after(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    next.push(0);
-    next
 }
 
 /// Runs the leaderboard demo: scores in ordered keys, top-N and ranks by

@@ -62,6 +62,24 @@ impl KeyRange {
         }
     }
 
+    /// Every key that starts with `prefix`: up to the prefix with its
+    /// last byte below 0xff raised by one (and the 0xff bytes after it
+    /// dropped); unbounded when there is no such byte.
+    pub fn with_prefix(prefix: impl Into<Vec<u8>>) -> KeyRange {
+        let start = bytes(prefix);
+        let mut end = start.to_vec();
+        while end.last() == Some(&0xff) {
+            end.pop();
+        }
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        KeyRange {
+            start,
+            end: Bytes::from(end),
+        }
+    }
+
     /// Whether `key` is inside.
     pub fn contains(&self, key: &[u8]) -> bool {
         key >= &self.start[..] && (self.end.is_empty() || key < &self.end[..])
@@ -82,8 +100,9 @@ impl KeyRange {
     }
 }
 
-/// The smallest key after `key`: `key` followed by a zero byte.
-pub(crate) fn successor(key: &[u8]) -> Bytes {
+/// The smallest key after `key`: `key` followed by a zero byte — where
+/// the next page of a scan starts.
+pub fn key_after(key: &[u8]) -> Bytes {
     let mut k = Vec::with_capacity(key.len() + 1);
     k.extend_from_slice(key);
     k.push(0);
@@ -115,11 +134,11 @@ impl<T: Into<Vec<u8>>> IntoKeyRange for (Bound<T>, Bound<T>) {
     fn into_key_range(self) -> KeyRange {
         let start = match self.0 {
             Bound::Included(k) => bytes(k),
-            Bound::Excluded(k) => successor(&k.into()),
+            Bound::Excluded(k) => key_after(&k.into()),
             Bound::Unbounded => Bytes::new(),
         };
         let end = match self.1 {
-            Bound::Included(k) => successor(&k.into()),
+            Bound::Included(k) => key_after(&k.into()),
             Bound::Excluded(k) => bytes(k),
             Bound::Unbounded => Bytes::new(),
         };
@@ -174,6 +193,18 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_and_next_keys() {
+        let r = KeyRange::with_prefix("jobs/");
+        assert_eq!((&r.start[..], &r.end[..]), (&b"jobs/"[..], &b"jobs0"[..]));
+        assert!(r.contains(b"jobs/\xff\xff") && !r.contains(b"jobs0"));
+        let r = KeyRange::with_prefix(vec![b'a', 0xff, 0xff]);
+        assert_eq!(&r.end[..], b"b");
+        assert!(KeyRange::with_prefix(vec![0xff]).end.is_empty());
+        assert!(KeyRange::with_prefix("").end.is_empty());
+        assert_eq!(&key_after(b"k")[..], b"k\0");
+    }
 
     fn r(range: impl IntoKeyRange) -> (Vec<u8>, Vec<u8>) {
         let r = range.into_key_range();

@@ -121,5 +121,5 @@ mod rpc;
 pub use bytes::Bytes;
 pub use config::{Config, ConfigBuilder};
 pub use error::{Error, Result};
-pub use key::{IntoKeyRange, KeyRange, KvPair};
+pub use key::{key_after, IntoKeyRange, KeyRange, KvPair};
 pub use raw::RawClient;

@@ -15,7 +15,7 @@ use super::batch::BatchOp;
 use super::RawClient;
 use crate::cache::Side;
 use crate::error::{Error, Result};
-use crate::key::{successor, IntoKeyRange, KeyRange, KvPair};
+use crate::key::{key_after, IntoKeyRange, KeyRange, KvPair};
 use crate::retry::Idempotence;
 
 /// Which way a scan goes.
@@ -118,7 +118,7 @@ impl RawClient {
                         "a scan page stopped early but was empty".into(),
                     ));
                 };
-                cursor = if reverse { last } else { successor(&last) };
+                cursor = if reverse { last } else { key_after(&last) };
                 continue;
             }
             // This region's part of the range is done: on to the next.
