@@ -6,8 +6,9 @@
 #   - load of RECORDS (default 100,000) 1 KiB records at concurrency 16, 64
 #     and 256 (re-inserting the same keys after the first);
 #   - workloads a, b, c, e, f at concurrency 16, 64 and 256;
-#   - load and a at 64 again with --reference (one local RocksDB taking
-#     synced puts from 64 writers, measured in the same run).
+#   - load, a, and updates alone (--mix update=1) at 64 again with
+#     --reference (one local RocksDB taking synced puts from 64 writers,
+#     measured in the same run).
 # Every report is one JSON line in OUT (default benches/baseline/results.jsonl);
 # benches/baseline/table.py turns them into the README's table of medians.
 #
@@ -47,5 +48,6 @@ done
 for _ in $(seq 1 "$RUNS"); do
   ycsb --workload load --concurrency 64 --reference
   ycsb --workload a --concurrency 64 --duration "$DURATION" --reference
+  ycsb --workload a --mix update=1 --concurrency 64 --duration "$DURATION" --reference
 done
 python3 benches/baseline/table.py "$OUT"

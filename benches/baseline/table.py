@@ -29,7 +29,8 @@ def main(path):
     plain = defaultdict(list)
     referenced = defaultdict(list)
     for r in reports:
-        key = (r["workload"], r["concurrency"])
+        name = r["mix"] if r["workload"] == "custom" else r["workload"]
+        key = (name, r["concurrency"])
         (referenced if r.get("reference") else plain)[key].append(r)
 
     print("| workload | clients | ops/s | p50 / p99 ms (per op) | errors "

@@ -122,6 +122,10 @@ data-dir = "{data_dir}"
 # Location labels, matched by PD's location-labels, e.g. zone = "a".
 [labels]
 
+[engine]
+# One RocksDB block cache shared by all column families.
+block-cache-size = "{block_cache}"
+
 [raft]
 # One store-wide ticker; elections after election-ticks (randomized up to
 # twice that), leader heartbeats every heartbeat-ticks.
@@ -169,6 +173,7 @@ region-interval = "{region_hb}"
         addr = d.addr,
         status = d.status_addr,
         data_dir = d.data_dir.display(),
+        block_cache = size(d.engine.block_cache_size),
         tick = dur(r.tick_interval),
         election = r.election_ticks,
         heartbeat = r.heartbeat_ticks,

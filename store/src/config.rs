@@ -25,6 +25,8 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Location labels, e.g. `zone = "a"`, `host = "h1"`.
     pub labels: BTreeMap<String, String>,
+    /// The store's RocksDB.
+    pub engine: EngineConfig,
     /// Raft and the multi-Raft driver.
     pub raft: RaftConfig,
     /// Snapshot transfer.
@@ -33,6 +35,23 @@ pub struct StoreConfig {
     pub split: SplitConfig,
     /// Heartbeats to PD.
     pub heartbeat: HeartbeatConfig,
+}
+
+/// The store's RocksDB.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// One LRU cache of table blocks shared by every column family. Reads
+    /// that miss it copy and checksum blocks from the OS page cache.
+    pub block_cache_size: ByteSize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            block_cache_size: ByteSize::mib(512),
+        }
+    }
 }
 
 /// Raft and the multi-Raft driver.
@@ -117,6 +136,7 @@ impl Default for StoreConfig {
             status_addr: "127.0.0.1:20180".into(),
             data_dir: PathBuf::from("store-data"),
             labels: BTreeMap::new(),
+            engine: EngineConfig::default(),
             raft: RaftConfig::default(),
             snapshot: SnapshotConfig::default(),
             split: SplitConfig::default(),
@@ -141,7 +161,7 @@ impl Default for RaftConfig {
             max_regions_per_round: 256,
             log_gc_keep_entries: 1000,
             log_gc_threshold_entries: 5000,
-            log_gc_interval: Duration::from_secs(10),
+            log_gc_interval: Duration::from_secs(1),
             hibernate_regions: true,
         }
     }
@@ -200,6 +220,9 @@ impl StoreConfig {
             if !ok(k) || !ok(v) {
                 return Err(format!("label {k:?}={v:?}: 1 to 128 bytes, no '=' or ','"));
             }
+        }
+        if self.engine.block_cache_size.as_u64() < (1 << 20) {
+            return Err("engine.block-cache-size must be at least 1MiB".into());
         }
         let r = &self.raft;
         if r.tick_interval < Duration::from_millis(1) {
@@ -291,6 +314,11 @@ mod tests {
         let mut cfg = StoreConfig::default();
         cfg.raft.poller_threads = 0;
         assert!(cfg.validate().unwrap_err().contains("poller-threads"));
+        let mut cfg = StoreConfig::default();
+        cfg.engine.block_cache_size = bytesize::ByteSize::kib(4);
+        assert!(cfg.validate().unwrap_err().contains("block-cache-size"));
+        let cfg = StoreConfig::from_toml("[engine]\nblock-cache-size = \"64MiB\"").unwrap();
+        assert_eq!(cfg.engine.block_cache_size, bytesize::ByteSize::mib(64));
     }
 
     #[test]

@@ -7,7 +7,9 @@ pub mod local;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+
+use crate::config::EngineConfig;
 
 /// User data, keyed by the user key.
 pub const CF_DEFAULT: &str = "default";
@@ -49,15 +51,28 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens (creating if needed) the database under `dir`.
+    /// Opens (creating if needed) the database under `dir`, with the
+    /// default [`EngineConfig`].
     pub fn open(dir: &Path) -> Result<Engine, EngineError> {
+        Engine::open_with(dir, &EngineConfig::default())
+    }
+
+    /// Opens (creating if needed) the database under `dir`.
+    pub fn open_with(dir: &Path, cfg: &EngineConfig) -> Result<Engine, EngineError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
+        // One block cache for all families (RocksDB's default is a small
+        // cache per family).
+        let cache = Cache::new_lru_cache(cfg.block_cache_size.as_u64() as usize);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
         let cfs = [CF_DEFAULT, CF_RAFT, CF_META]
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         Ok(Engine { db: Arc::new(db) })
     }

@@ -86,7 +86,7 @@ impl Store {
     pub async fn start(cfg: StoreConfig) -> Result<Store, StartError> {
         cfg.validate().map_err(StartError::Config)?;
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let engine = Engine::open(&cfg.data_dir.join("db"))?;
+        let engine = Engine::open_with(&cfg.data_dir.join("db"), &cfg.engine)?;
         let snap = SnapManager::new(cfg.data_dir.join("snap"))?;
         // Built snapshots are rebuilt on demand; received ones were
         // installed atomically or not at all.
