@@ -23,28 +23,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{wait_for, Cluster, LONG};
+use flotilla_checker::generate::Rng;
 use flotilla_client::{Config, RawClient};
 use job_queue::{JobQueue, Worker, WorkerReport, MAX_PAYLOAD_BYTES};
 use leaderboard::{Leaderboard, Ranked};
 use tokio::task::JoinHandle;
-
-/// SplitMix64: a seeded generator small enough to keep here.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// This run's seed, printed if the test fails.
 struct Seed(u64);
@@ -92,7 +75,7 @@ fn random_jobs(rng: &mut Rng) -> BTreeMap<u64, Vec<u8>> {
     (0..JOBS)
         .map(|seq| {
             let size = rng.below(MAX_PAYLOAD_BYTES as u64 + 1) as usize;
-            let payload = (0..size).map(|_| rng.next() as u8).collect();
+            let payload = (0..size).map(|_| rng.next_u64() as u8).collect();
             (seq, payload)
         })
         .collect()
