@@ -474,9 +474,9 @@ impl Worker {
     }
 
     /// Processes a job this worker owns: marks it done with our id, then
-    /// logs it. Only the owner gets here, once per job, and a put is
-    /// idempotent, so retrying the mark through an outage cannot make a
-    /// second record.
+    /// logs it. Only the owner gets here, once per job, and it is the done
+    /// key's only writer, so retrying the mark through an outage (even one
+    /// whose first attempt landed) cannot make a second record.
     async fn process(&mut self, seq: u64, payload: &Bytes) -> Result<()> {
         let key = self.queue.done_key(seq);
         let me = &self.report.id;
@@ -534,7 +534,10 @@ where
         match call().await {
             Ok(value) => return Ok(value),
             Err(e) => {
-                let retry = e.is_retryable();
+                // An unknown outcome is retried too: every write through here
+                // is to keys only this process writes, with the same value
+                // each time, so landing twice changes nothing.
+                let retry = e.is_retryable() || e.is_undetermined();
                 patience.retry_or_fail(e, retry, retries).await?;
             }
         }

@@ -13,11 +13,12 @@ use crate::pd::PdError;
 ///
 /// - [`Error::is_retryable`]: the same call may succeed later (the cluster
 ///   was unavailable for longer than the deadline).
-/// - [`Error::is_undetermined`]: a write may or may not have taken effect.
-///   Only non-idempotent writes ([`compare_and_swap`] and [`delete_range`])
-///   report this. A read that shows your write settles it; a read that
-///   does not, does not (the write may still land later): write values
+/// - [`Error::is_undetermined`]: a write may or may not have taken effect
+///   (any write: `put`, `delete`, the batches, [`compare_and_swap`],
+///   [`delete_range`]). A read that shows your write settles it; a read
+///   that does not, does not (the write may still land later): write values
 ///   unique to the writer, and retry the same swap until a read shows it.
+///   A key's only writer may simply write again.
 /// - [`Error::is_invalid_argument`]: the request itself is wrong; fix it.
 ///
 /// [`compare_and_swap`]: crate::RawClient::compare_and_swap
@@ -31,7 +32,7 @@ pub enum Error {
     InvalidArgument(String),
     /// The call's deadline passed before it could be served; nothing it
     /// wrote took effect ambiguously (a write that may have applied is
-    /// [`Error::Undetermined`] or, for idempotent writes, retried).
+    /// [`Error::Undetermined`]).
     #[error("timed out after {after:?} (last problem: {last})")]
     Timeout {
         /// The deadline that passed.
@@ -39,7 +40,7 @@ pub enum Error {
         /// The last problem seen while retrying.
         last: String,
     },
-    /// A non-idempotent write was sent but its outcome is unknown: the
+    /// A write was sent but its outcome is unknown: the
     /// connection broke or the deadline passed before the answer, or the
     /// leader changed under it. It may have taken effect, or not, or may
     /// still take effect. It was not retried.

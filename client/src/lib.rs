@@ -37,11 +37,13 @@
 //!
 //! Every call has a deadline ([`Config::timeout`], 10 s by default) and
 //! retries within it, with exponential backoff and jitter, whatever is safe
-//! to retry. Reads, `put`, `delete` and the batches are idempotent and
-//! retried even when an attempt may have applied. `compare_and_swap` and
-//! `delete_range` are not: when an attempt may have applied (a lost
-//! connection, a timeout, a leader change while it was in flight) they fail
-//! with [`Error::Undetermined`] instead of guessing.
+//! to retry. Reads are retried even when an attempt may have been served.
+//! Writes are not — not even `put`: a put that landed, was overwritten by
+//! another client, then landed again from a retry would undo that write.
+//! When a write's attempt may have applied (a lost connection, a timeout,
+//! a leader change while it was in flight) it fails with
+//! [`Error::Undetermined`] instead of guessing. A caller that is a key's
+//! only writer may put again.
 //!
 //! ## Example
 //!

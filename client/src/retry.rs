@@ -1,7 +1,7 @@
 //! The retry policy of one call: what each failure allows, exponential
 //! backoff with jitter, and the call's deadline over all of it.
 //!
-//! | failure | idempotent call (reads, `put`, `delete`, batches) | non-idempotent (`compare_and_swap`, `delete_range`) |
+//! | failure | idempotent call (reads) | non-idempotent (every write) |
 //! |---|---|---|
 //! | not carried out (`NotLeader`, `EpochNotMatch`, busy, connect refused) | retry | retry |
 //! | may have been carried out (timeout, connection lost after sending, `StaleCommand`) | retry | stop: [`Error::Undetermined`] |
@@ -24,7 +24,9 @@ use crate::rpc::{Delay, Failure};
 /// Whether a call may be repeated after an attempt that may have applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Idempotence {
-    /// Doing it twice is the same as once (reads, `put`, `delete`).
+    /// Doing it twice is the same as once: reads. (Not a put: one that
+    /// lands twice, with another client's write in between, undoes that
+    /// write.)
     Idempotent,
     /// Not: a second try could act on a state the first one made.
     NotIdempotent(&'static str),

@@ -255,35 +255,59 @@ async fn calls_ride_through_leader_changes_and_a_dead_leader() {
     cluster.shutdown().await;
 }
 
+/// Every write whose outcome is unknown is reported as such, never retried:
+/// the fault harness (flotilla-jepsen, kill + partition) caught a put that
+/// landed, was overwritten by another client, and landed again from the
+/// SDK's retry, undoing the later write. Reads alone are retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_write_that_cannot_commit_is_undetermined_only_when_not_idempotent() {
+async fn a_write_that_cannot_commit_is_undetermined() {
     let cluster = Cluster::start(3).await;
     let client = client(&cluster).await;
     client.put("k", "v").await.unwrap();
     let region = cluster.wait_route(b"k").await.1.region_id;
-    cluster.wait_for_leader(region).await;
-    // Cut every store off from every other: the leader takes proposals
-    // it can never commit, and no other leader can be elected.
-    for i in 0..3 {
-        cluster
-            .store(i)
-            .filters()
-            .add(Arc::new(PartitionFilter { stores: vec![] }));
-    }
     let short = client.with_timeout(Duration::from_millis(600));
-    let cas = short.compare_and_swap("k", Some("v"), "w").await;
-    match cas {
+    let alone = RawClient::connect(
+        [&cluster.pd_endpoint],
+        Config::builder()
+            .combine_calls(false)
+            .timeout(Duration::from_millis(600))
+            .build(),
+    )
+    .await
+    .unwrap();
+    let undetermined = |r: flotilla_client::Result<()>, op: &str| match r {
+        Err(Error::Undetermined { operation, .. }) => assert_eq!(operation, op),
+        other => panic!("{op}: expected an unknown outcome, got {other:?}"),
+    };
+    // Each write goes to a leader cut off a moment ago: it takes the
+    // proposal, which can never commit (and no other leader can be
+    // elected), until check-quorum deposes it an election timeout later.
+    cut_off(&cluster, &client, region).await;
+    match short.compare_and_swap("k", Some("v"), "w").await {
         Err(Error::Undetermined { operation, .. }) => assert_eq!(operation, "compare_and_swap"),
         other => panic!("expected an unknown outcome, got {other:?}"),
     }
-    let put = short.put("k", "w").await;
-    assert!(
-        matches!(put, Err(Error::Timeout { .. })),
-        "a put is retried to its deadline, got {put:?}"
-    );
-    for i in 0..3 {
-        cluster.store(i).filters().clear();
-    }
+    // Through the call combiner (the default) and alone.
+    cut_off(&cluster, &client, region).await;
+    undetermined(short.put("k", "w").await, "put");
+    cut_off(&cluster, &client, region).await;
+    undetermined(alone.put("k", "w").await, "put");
+    cut_off(&cluster, &client, region).await;
+    undetermined(short.delete("k").await, "delete");
+    cut_off(&cluster, &client, region).await;
+    undetermined(short.batch_put([("k", "x"), ("l", "y")]).await, "batch_put");
+    cut_off(&cluster, &client, region).await;
+    undetermined(short.batch_delete(["k", "l"]).await, "batch_delete");
+    // A read is retried to its deadline instead (once the cut-off leader
+    // stepped down: until then its lease still serves it).
+    cut_off(&cluster, &client, region).await;
+    wait_for("the cut-off leader to step down", LONG, || async {
+        cluster.leader_of(region).is_none()
+    })
+    .await;
+    let get = alone.get("k").await;
+    assert!(matches!(get, Err(Error::Timeout { .. })), "got {get:?}");
+    heal(&cluster);
     // Once healed, the cluster serves again.
     client.put("k", "healed").await.unwrap();
     assert_eq!(
@@ -291,6 +315,26 @@ async fn a_write_that_cannot_commit_is_undetermined_only_when_not_idempotent() {
         Some(&b"healed"[..])
     );
     cluster.shutdown().await;
+}
+
+fn heal(cluster: &Cluster) {
+    for i in 0..3 {
+        cluster.store(i).filters().clear();
+    }
+}
+
+/// Heals, waits for the region to be led and served, then cuts every
+/// store off from every other.
+async fn cut_off(cluster: &Cluster, client: &RawClient, region: u64) {
+    heal(cluster);
+    cluster.wait_for_leader(region).await;
+    client.get("k").await.expect("a read once healed");
+    for i in 0..3 {
+        cluster
+            .store(i)
+            .filters()
+            .add(Arc::new(PartitionFilter { stores: vec![] }));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -321,7 +321,9 @@ impl RawClient {
 
     /// Writes every pair. Each region's pairs are written atomically; the
     /// batch as a whole is not (a failed call may leave some regions
-    /// written). If a key appears more than once, its last pair wins.
+    /// written). If a key appears more than once, its last pair wins. An
+    /// unknown outcome is [`Error::Undetermined`], as for
+    /// [`put`](RawClient::put).
     pub async fn batch_put<K: Into<Vec<u8>>, V: Into<Vec<u8>>>(
         &self,
         pairs: impl IntoIterator<Item = (K, V)>,
@@ -343,7 +345,7 @@ impl RawClient {
         if items.is_empty() {
             return Ok(());
         }
-        let mut call = self.call(Idempotence::Idempotent);
+        let mut call = self.call(Idempotence::NotIdempotent("batch_put"));
         self.inner.run_batch::<Put>(items, &mut call).await?;
         Ok(())
     }
@@ -361,7 +363,7 @@ impl RawClient {
         if keys.is_empty() {
             return Ok(());
         }
-        let mut call = self.call(Idempotence::Idempotent);
+        let mut call = self.call(Idempotence::NotIdempotent("batch_delete"));
         self.inner.run_batch::<Delete>(keys, &mut call).await?;
         Ok(())
     }

@@ -84,7 +84,16 @@ impl Inner {
             tokio::spawn(run_puts(Arc::downgrade(self), rx));
         };
         let answer = submit(&self.combiner.puts, start, pair, deadline).await?;
-        Some(answer.and_then(|put| put))
+        Some(match answer {
+            Ok(put) => put,
+            // Lost sight of the batch (the deadline passed, or it was
+            // dropped): it may have been sent, so the put's outcome is
+            // unknown.
+            Err(e) => Err(Error::Undetermined {
+                operation: "put",
+                reason: e.to_string(),
+            }),
+        })
     }
 
     /// Gets `key` within `deadline` as part of a combined batch;
@@ -153,7 +162,7 @@ fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>, first: T) -> Vec<T> {
 }
 
 /// The latest deadline of `batch`'s calls: the batch runs until then.
-fn batch_call<I, O>(inner: &Inner, batch: &[Queued<I, O>]) -> Call {
+fn batch_call<I, O>(inner: &Inner, batch: &[Queued<I, O>], idempotence: Idempotence) -> Call {
     let deadline = batch
         .iter()
         .map(|q| q.deadline)
@@ -162,7 +171,7 @@ fn batch_call<I, O>(inner: &Inner, batch: &[Queued<I, O>]) -> Call {
     let c = &inner.config;
     Call::new(
         deadline.saturating_duration_since(Instant::now()),
-        Idempotence::Idempotent,
+        idempotence,
         c.backoff_base,
         c.backoff_max,
     )
@@ -206,7 +215,7 @@ async fn run_puts(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Queued<KvP
 }
 
 async fn send_puts(inner: Arc<Inner>, batch: Vec<Queued<KvPair, Result<()>>>) {
-    let mut call = batch_call(&inner, &batch);
+    let mut call = batch_call(&inner, &batch, Idempotence::NotIdempotent("put"));
     let pairs = batch.iter().map(|q| q.input.clone()).collect();
     let result = inner.run_batch::<Put>(pairs, &mut call).await.map(|_| ());
     for q in batch {
@@ -229,7 +238,7 @@ async fn run_gets(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Queued<Byt
 }
 
 async fn send_gets(inner: Arc<Inner>, batch: Vec<Queued<Bytes, GetAnswer>>) {
-    let mut call = batch_call(&inner, &batch);
+    let mut call = batch_call(&inner, &batch, Idempotence::Idempotent);
     let keys = batch
         .iter()
         .enumerate()

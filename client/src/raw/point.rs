@@ -40,8 +40,13 @@ impl RawClient {
     }
 
     /// Sets `key` to `value`. Acknowledged once a majority of the region's
-    /// replicas have it durably. Retried on an unknown outcome (writing
-    /// the same value twice is harmless).
+    /// replicas have it durably.
+    ///
+    /// Never retried once it may have been applied: a put that landed, was
+    /// overwritten by another client, and then landed again would undo that
+    /// write. If the outcome is unknown the call fails with
+    /// [`Error::Undetermined`](crate::Error::Undetermined); a caller that is
+    /// the key's only writer may simply put again.
     pub async fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<()> {
         let (key, value) = (bytes(key), bytes(value));
         check_key(&key, true)?;
@@ -60,14 +65,17 @@ impl RawClient {
             key: key.clone(),
             value,
         };
-        let mut call = self.call(Idempotence::Idempotent);
+        let mut call = self.call(Idempotence::NotIdempotent("put"));
         self.inner
             .on_key(&key, Side::At, &req, false, &mut call)
             .await?;
         Ok(())
     }
 
-    /// Deletes `key` (a no-op if it does not exist).
+    /// Deletes `key` (a no-op if it does not exist). Like
+    /// [`put`](RawClient::put), never retried once it may have been
+    /// applied: an unknown outcome is
+    /// [`Error::Undetermined`](crate::Error::Undetermined).
     pub async fn delete(&self, key: impl Into<Vec<u8>>) -> Result<()> {
         let key = bytes(key);
         check_key(&key, true)?;
@@ -75,7 +83,7 @@ impl RawClient {
             context: None,
             key: key.clone(),
         };
-        let mut call = self.call(Idempotence::Idempotent);
+        let mut call = self.call(Idempotence::NotIdempotent("delete"));
         self.inner
             .on_key(&key, Side::At, &req, false, &mut call)
             .await?;
