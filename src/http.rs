@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 client over a tokio `TcpStream`, for the benchmarks'
-//! reads of status and metrics endpoints (PD's `/metrics`; the stores'
-//! `/regions`, `/status`, `/metrics`) and PD's scheduler removal (`DELETE`).
+//! and the fault harness's calls to status and metrics endpoints (PD's
+//! `/metrics`; the stores' `/regions`, `/status`, `/metrics`, and their
+//! test-only `/debug/links`) and PD's scheduler removal (`DELETE`).
 
 use std::time::Duration;
 
@@ -25,6 +26,11 @@ pub async fn delete(addr: &str, path: &str) -> anyhow::Result<String> {
 /// The answer to `POST path` with a JSON `body`; fails unless it is `200`.
 pub async fn post(addr: &str, path: &str, body: &str) -> anyhow::Result<String> {
     request(addr, "POST", path, body).await
+}
+
+/// The answer to `PUT path` with a JSON `body`; fails unless it is `200`.
+pub async fn put(addr: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    request(addr, "PUT", path, body).await
 }
 
 async fn request(addr: &str, method: &str, path: &str, body: &str) -> anyhow::Result<String> {

@@ -37,7 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod http;
+pub use flotilla::http;
 pub mod idle_groups;
 pub mod idle_regions;
 pub mod lifecycle;

@@ -3,6 +3,7 @@
 //! it holds, serves gRPC (`Kv` and `Raft`) and the status HTTP port, and
 //! talks to PD in the background; [`Store::stop`] takes it all down.
 
+pub mod fault_http;
 pub mod pd_tasks;
 pub mod pd_worker;
 pub mod status;
@@ -188,6 +189,7 @@ impl Store {
             status_listener,
             ctx.clone(),
             advertise,
+            filters.clone(),
             shutdown_rx.clone(),
         ));
         let boot = {

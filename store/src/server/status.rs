@@ -1,5 +1,6 @@
 //! The status HTTP server: `/metrics` (Prometheus), `/status` (who this
-//! store is, health) and `/regions` (the regions here, their leaders).
+//! store is, health) and `/regions` (the regions here, their leaders); and,
+//! for fault tests only, `/debug/links` ([`super::fault_http`]).
 
 use std::sync::Arc;
 
@@ -12,20 +13,25 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::fault_http;
 use crate::driver::context::StoreContext;
+use crate::transport::filter::FilterChain;
 
 /// Serves until shutdown.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<StoreContext>,
     addr: String,
+    filters: Arc<FilterChain>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let faults = std::env::var(fault_http::ENABLE_VAR).is_ok_and(|v| v == "1");
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .route("/regions", get(regions))
-        .with_state((store, addr));
+        .with_state((store, addr))
+        .merge(fault_http::router(filters, faults));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;

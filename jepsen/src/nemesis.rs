@@ -1,0 +1,283 @@
+//! The nemesis: faults injected into the cluster's processes on a seeded
+//! schedule, each logged with its time, and healed at the end.
+//!
+//! Half the time a fault hits the store leading the most regions, half the
+//! time a random store.
+//!
+//! - `kill`: SIGKILL a store, restart it after 1–5 s.
+//! - `pause`: SIGSTOP a store for 2–4 s (past the 1–2 s election
+//!   timeout: its leaders are deposed while they sleep, the zombie-leader
+//!   case for lease reads), then SIGCONT.
+//! - `partition`: cut one store's Raft links to every other store,
+//!   both ways, for 3–6 s (through the stores' test-only `/debug/links`;
+//!   clients and PD still reach it: the isolated leader must stop serving
+//!   before another is elected).
+//! - `crash-all`: SIGKILL every store and PD member at once, restart all.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use flotilla::playground::Playground;
+use flotilla_checker::generate::Rng;
+use tokio::sync::watch;
+
+use crate::history::Recorder;
+
+/// A kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// SIGKILL a store, restart it later.
+    Kill,
+    /// SIGSTOP a store, SIGCONT it later.
+    Pause,
+    /// Cut a store off from the other stores, then heal.
+    Partition,
+    /// SIGKILL every process, restart them all.
+    CrashAll,
+}
+
+impl Fault {
+    /// Its name on the command line and in the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::Partition => "partition",
+            Fault::CrashAll => "crash-all",
+        }
+    }
+
+    /// Every fault.
+    pub const ALL: [Fault; 4] = [Fault::Kill, Fault::Pause, Fault::Partition, Fault::CrashAll];
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fault, String> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault {s:?} (known: {})", names.join(", "))
+            })
+    }
+}
+
+/// One injected fault, for the log.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Injected {
+    /// Seconds since the run began.
+    pub at_s: f64,
+    /// The fault.
+    pub fault: &'static str,
+    /// What it hit (`store-1`, `all`).
+    pub target: String,
+    /// How long until it was healed, in seconds.
+    pub lasted_s: f64,
+}
+
+/// The schedule: a fault every `interval` (with jitter), from `faults`.
+#[derive(Clone, Debug)]
+pub struct NemesisSpec {
+    /// The faults to choose from.
+    pub faults: Vec<Fault>,
+    /// Mean time between the end of one fault and the start of the next.
+    pub interval: Duration,
+    /// Seeds the choices.
+    pub seed: u64,
+}
+
+/// Injects faults until `stop` turns true, heals everything, and returns
+/// the playground and what it did.
+pub async fn run(
+    mut cluster: Playground,
+    spec: NemesisSpec,
+    recorder: &Recorder,
+    mut stop: watch::Receiver<bool>,
+) -> (Playground, Vec<Injected>) {
+    let mut rng = Rng(spec.seed);
+    let mut log = Vec::new();
+    let stores = cluster.config().stores.len();
+    let pds = cluster.config().pds.len();
+    if spec.faults.is_empty() {
+        let _ = stop.wait_for(|s| *s).await;
+        return (cluster, log);
+    }
+    loop {
+        let pause = jitter(&mut rng, spec.interval);
+        if wait_or_stop(&mut stop, pause).await {
+            break;
+        }
+        let fault = spec.faults[rng.below(spec.faults.len() as u64) as usize];
+        let at = recorder.now();
+        let (target, hold) = match fault {
+            Fault::Kill => {
+                let i = pick_store(&cluster, &mut rng).await;
+                cluster.store(i).kill();
+                (
+                    format!("store-{i}"),
+                    jitter(&mut rng, Duration::from_secs(3)),
+                )
+            }
+            Fault::Pause => {
+                let i = pick_store(&cluster, &mut rng).await;
+                cluster.store(i).pause();
+                let hold = Duration::from_millis(2000 + rng.below(2000));
+                (format!("store-{i}"), hold)
+            }
+            Fault::Partition => {
+                let i = pick_store(&cluster, &mut rng).await;
+                if let Err(e) = isolate(&cluster, i).await {
+                    eprintln!("flotilla-jepsen: partitioning store-{i}: {e:#}");
+                }
+                let hold = Duration::from_millis(3000 + rng.below(3000));
+                (format!("store-{i}"), hold)
+            }
+            Fault::CrashAll => {
+                for i in 0..stores {
+                    cluster.store(i).kill();
+                }
+                for i in 0..pds {
+                    cluster.pd(i).kill();
+                }
+                (
+                    "all".to_string(),
+                    Duration::from_millis(500 + rng.below(1500)),
+                )
+            }
+        };
+        // A fault is held to its end even if the run is stopping: the heal
+        // below then finds everything up.
+        tokio::time::sleep(hold).await;
+        heal(&mut cluster, fault, &target).await;
+        log.push(Injected {
+            at_s: at as f64 / 1e9,
+            fault: fault.name(),
+            target,
+            lasted_s: (recorder.now() - at) as f64 / 1e9,
+        });
+    }
+    (cluster, log)
+}
+
+/// Undoes one fault.
+async fn heal(cluster: &mut Playground, fault: Fault, target: &str) {
+    let store = |t: &str| {
+        t.strip_prefix("store-")
+            .and_then(|i| i.parse::<usize>().ok())
+    };
+    match (fault, store(target)) {
+        (Fault::Kill, Some(i)) => restart(cluster.store(i)),
+        (Fault::Pause, Some(i)) => cluster.store(i).resume(),
+        (Fault::Partition, Some(_)) => {
+            for s in &cluster.config().stores {
+                if let Err(e) = flotilla::http::delete(&s.status_addr(), "/debug/links").await {
+                    eprintln!("flotilla-jepsen: healing links: {e:#}");
+                }
+            }
+        }
+        _ => {
+            for i in 0..cluster.config().pds.len() {
+                restart(cluster.pd(i));
+            }
+            for i in 0..cluster.config().stores.len() {
+                restart(cluster.store(i));
+            }
+        }
+    }
+}
+
+/// A random store, or (half the time) the one leading the most regions.
+async fn pick_store(cluster: &Playground, rng: &mut Rng) -> usize {
+    let stores = &cluster.config().stores;
+    let random = rng.below(stores.len() as u64) as usize;
+    if rng.below(2) == 0 {
+        return random;
+    }
+    let mut best = (0, random);
+    for (i, s) in stores.iter().enumerate() {
+        let Ok(status) = flotilla::http::get(&s.status_addr(), "/status").await else {
+            continue;
+        };
+        let leaders = serde_json::from_str::<serde_json::Value>(&status)
+            .ok()
+            .and_then(|v| v["leaders"].as_u64())
+            .unwrap_or(0);
+        if leaders > best.0 {
+            best = (leaders, i);
+        }
+    }
+    best.1
+}
+
+/// Cuts store `i`'s Raft links to every other store, both ways: each side
+/// drops what it sends to and receives from the other.
+async fn isolate(cluster: &Playground, i: usize) -> anyhow::Result<()> {
+    let stores = &cluster.config().stores;
+    let mut ids = Vec::new();
+    for s in stores {
+        let status = flotilla::http::get(&s.status_addr(), "/status").await?;
+        let v: serde_json::Value = serde_json::from_str(&status)?;
+        let id = v["store_id"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("no store_id in {status}"))?;
+        ids.push(id);
+    }
+    for (j, s) in stores.iter().enumerate() {
+        let cut: Vec<u64> = if j == i {
+            ids.iter().copied().filter(|&id| id != ids[i]).collect()
+        } else {
+            vec![ids[i]]
+        };
+        let links = serde_json::json!({ "drop_to": cut, "drop_from": cut });
+        flotilla::http::put(&s.status_addr(), "/debug/links", &links.to_string()).await?;
+    }
+    Ok(())
+}
+
+fn restart(node: &mut flotilla::playground::Node) {
+    if let Err(e) = node.restart() {
+        // The summary counts the process as crashed: it is not running.
+        eprintln!("flotilla-jepsen: restarting {}: {e:#}", node.name());
+    }
+}
+
+/// `mean` ± 50 %.
+fn jitter(rng: &mut Rng, mean: Duration) -> Duration {
+    let ms = mean.as_millis().max(2) as u64;
+    Duration::from_millis(ms / 2 + rng.below(ms))
+}
+
+/// Sleeps for `d`; true if `stop` turned true first.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::time::timeout(d, stop.wait_for(|s| *s)).await.is_ok()
+}
+
+/// Faults injected, by kind.
+pub fn counts(log: &[Injected]) -> BTreeMap<&'static str, u64> {
+    let mut by_kind = BTreeMap::new();
+    for f in Fault::ALL {
+        by_kind.insert(f.name(), 0);
+    }
+    for i in log {
+        *by_kind.entry(i.fault).or_default() += 1;
+    }
+    by_kind
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_by_name() {
+        assert_eq!("pause".parse::<Fault>(), Ok(Fault::Pause));
+        assert!("flood".parse::<Fault>().unwrap_err().contains("crash-all"));
+    }
+}

@@ -1,0 +1,96 @@
+//! What a run reports: one JSON object for scripts, one line for a person
+//! (and, when something failed, the failing windows and where the logs are).
+
+use std::collections::BTreeMap;
+
+use crate::analysis::{Anomalies, Checked};
+use crate::history::OpCounts;
+use crate::nemesis::Injected;
+
+/// How fast the cluster served again.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Liveness {
+    /// Seconds from the end of the faults until every key was read.
+    pub final_reads_s: f64,
+    /// Keys still unreadable when the recovery time ran out.
+    pub unreadable_keys: u64,
+}
+
+/// One run's result.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    /// Workload and faults, e.g. `register/kill+pause`.
+    pub scenario: String,
+    /// Replays the workload's and the nemesis's choices.
+    pub seed: u64,
+    /// Seconds of workload under faults.
+    pub duration_s: u64,
+    /// Stores in the cluster.
+    pub stores: usize,
+    /// PD members.
+    pub pd: usize,
+    /// Operations by outcome.
+    pub ops: OpCounts,
+    /// The checker's account.
+    pub checked: Checked,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Every fault, in order.
+    pub fault_log: Vec<Injected>,
+    /// Anomalies, by class.
+    pub anomalies: Anomalies,
+    /// Recovery.
+    pub liveness: Liveness,
+    /// The failing windows of non-linearizable keys.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub failures: String,
+    /// Processes that exited by themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crashed: Vec<String>,
+    /// Where the cluster's data and logs were kept (runs with anomalies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+}
+
+impl Summary {
+    /// The run found no anomaly.
+    pub fn passed(&self) -> bool {
+        !self.anomalies.any()
+    }
+
+    /// One line for a person.
+    pub fn line(&self) -> String {
+        let o = &self.ops;
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let a = &self.anomalies;
+        let anomalies = if self.passed() {
+            "none".to_string()
+        } else {
+            format!(
+                "{} lost acknowledged writes, {} non-linearizable keys, {} undecided keys, {} crashes",
+                a.lost_ack_write, a.non_linearizable_keys, a.undecided_keys, a.crash
+            )
+        };
+        format!(
+            "{}: {} ops ({} ok, {} failed, {} unknown) in {} s, {} checked over {} keys: {}; faults: {}; anomalies: {}; final reads after {:.1} s (seed {})",
+            self.scenario,
+            o.invoked,
+            o.ok,
+            o.failed,
+            o.unknown,
+            self.duration_s,
+            self.checked.ops_checked,
+            self.checked.keys,
+            self.checked.verdict,
+            if faults.is_empty() { "none".to_string() } else { faults.join(", ") },
+            anomalies,
+            self.liveness.final_reads_s,
+            self.seed,
+        )
+    }
+}
