@@ -24,6 +24,7 @@
 pub mod analysis;
 pub mod history;
 pub mod nemesis;
+pub mod partition;
 pub mod register;
 pub mod summary;
 
@@ -47,7 +48,8 @@ use crate::summary::{Liveness, Summary};
     about = "Fault testing for Flotilla: a workload under a nemesis, checked for linearizability."
 )]
 pub struct Params {
-    /// Faults to inject, comma-separated: kill, pause, partition, crash-all
+    /// Faults to inject, comma-separated: kill, pause, partition,
+    /// partition-halves, partition-bridge, partition-one-way, crash-all
     /// (empty: none).
     #[arg(long, value_delimiter = ',', default_value = "kill,pause")]
     pub nemesis: Vec<Fault>,

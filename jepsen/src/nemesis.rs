@@ -11,7 +11,10 @@
 //! - `partition`: cut one store's Raft links to every other store,
 //!   both ways, for 3–6 s (through the stores' test-only `/debug/links`;
 //!   clients and PD still reach it: the isolated leader must stop serving
-//!   before another is elected).
+//!   before another is elected). `partition-halves` cuts the stores into
+//!   two random groups, `partition-bridge` cuts two groups apart with one
+//!   store in both, `partition-one-way` makes one store unheard while it
+//!   still hears the others ([`crate::partition`]).
 //! - `crash-all`: SIGKILL every store and PD member at once, restart all.
 
 use std::collections::BTreeMap;
@@ -23,6 +26,7 @@ use flotilla_checker::generate::Rng;
 use tokio::sync::watch;
 
 use crate::history::Recorder;
+use crate::partition::{self, Topology};
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,6 +37,12 @@ pub enum Fault {
     Pause,
     /// Cut a store off from the other stores, then heal.
     Partition,
+    /// Cut the stores into two random groups.
+    PartitionHalves,
+    /// Cut two groups apart, with one store still talking to both.
+    PartitionBridge,
+    /// Nobody hears one store (it hears them): one-way loss.
+    PartitionOneWay,
     /// SIGKILL every process, restart them all.
     CrashAll,
 }
@@ -44,12 +54,34 @@ impl Fault {
             Fault::Kill => "kill",
             Fault::Pause => "pause",
             Fault::Partition => "partition",
+            Fault::PartitionHalves => "partition-halves",
+            Fault::PartitionBridge => "partition-bridge",
+            Fault::PartitionOneWay => "partition-one-way",
             Fault::CrashAll => "crash-all",
         }
     }
 
     /// Every fault.
-    pub const ALL: [Fault; 4] = [Fault::Kill, Fault::Pause, Fault::Partition, Fault::CrashAll];
+    pub const ALL: [Fault; 7] = [
+        Fault::Kill,
+        Fault::Pause,
+        Fault::Partition,
+        Fault::PartitionHalves,
+        Fault::PartitionBridge,
+        Fault::PartitionOneWay,
+        Fault::CrashAll,
+    ];
+
+    /// Whether it is a partition (healed by removing every cut).
+    fn is_partition(self) -> bool {
+        matches!(
+            self,
+            Fault::Partition
+                | Fault::PartitionHalves
+                | Fault::PartitionBridge
+                | Fault::PartitionOneWay
+        )
+    }
 }
 
 impl FromStr for Fault {
@@ -128,13 +160,24 @@ pub async fn run(
                 let hold = Duration::from_millis(2000 + rng.below(2000));
                 (format!("store-{i}"), hold)
             }
-            Fault::Partition => {
-                let i = pick_store(&cluster, &mut rng).await;
-                if let Err(e) = isolate(&cluster, i).await {
-                    eprintln!("flotilla-jepsen: partitioning store-{i}: {e:#}");
+            Fault::Partition
+            | Fault::PartitionHalves
+            | Fault::PartitionBridge
+            | Fault::PartitionOneWay => {
+                let topology = match fault {
+                    Fault::Partition => Topology::Isolate(pick_store(&cluster, &mut rng).await),
+                    Fault::PartitionHalves => Topology::halves(&mut rng, stores),
+                    Fault::PartitionBridge => Topology::bridge(&mut rng, stores),
+                    _ => Topology::Mute(pick_store(&cluster, &mut rng).await),
+                };
+                if let Err(e) = partition::apply(&cluster, &topology).await {
+                    eprintln!(
+                        "flotilla-jepsen: partitioning ({}): {e:#}",
+                        topology.describe()
+                    );
                 }
                 let hold = Duration::from_millis(3000 + rng.below(3000));
-                (format!("store-{i}"), hold)
+                (topology.describe(), hold)
             }
             Fault::CrashAll => {
                 for i in 0..stores {
@@ -153,6 +196,9 @@ pub async fn run(
         // below then finds everything up.
         tokio::time::sleep(hold).await;
         heal(&mut cluster, fault, &target).await;
+        // The next fault starts from a cluster whose processes all answer
+        // again (restarted ones take a moment to listen).
+        wait_until_listening(&cluster).await;
         log.push(Injected {
             at_s: at as f64 / 1e9,
             fault: fault.name(),
@@ -172,13 +218,7 @@ async fn heal(cluster: &mut Playground, fault: Fault, target: &str) {
     match (fault, store(target)) {
         (Fault::Kill, Some(i)) => restart(cluster.store(i)),
         (Fault::Pause, Some(i)) => cluster.store(i).resume(),
-        (Fault::Partition, Some(_)) => {
-            for s in &cluster.config().stores {
-                if let Err(e) = flotilla::http::delete(&s.status_addr(), "/debug/links").await {
-                    eprintln!("flotilla-jepsen: healing links: {e:#}");
-                }
-            }
-        }
+        (f, _) if f.is_partition() => partition::heal(cluster).await,
         _ => {
             for i in 0..cluster.config().pds.len() {
                 restart(cluster.pd(i));
@@ -186,6 +226,20 @@ async fn heal(cluster: &mut Playground, fault: Fault, target: &str) {
             for i in 0..cluster.config().stores.len() {
                 restart(cluster.store(i));
             }
+        }
+    }
+}
+
+/// Waits (up to 30 s) until every store's status port answers.
+async fn wait_until_listening(cluster: &Playground) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for s in &cluster.config().stores {
+        while flotilla::http::get(&s.status_addr(), "/status")
+            .await
+            .is_err()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -211,31 +265,6 @@ async fn pick_store(cluster: &Playground, rng: &mut Rng) -> usize {
         }
     }
     best.1
-}
-
-/// Cuts store `i`'s Raft links to every other store, both ways: each side
-/// drops what it sends to and receives from the other.
-async fn isolate(cluster: &Playground, i: usize) -> anyhow::Result<()> {
-    let stores = &cluster.config().stores;
-    let mut ids = Vec::new();
-    for s in stores {
-        let status = flotilla::http::get(&s.status_addr(), "/status").await?;
-        let v: serde_json::Value = serde_json::from_str(&status)?;
-        let id = v["store_id"]
-            .as_u64()
-            .ok_or_else(|| anyhow::anyhow!("no store_id in {status}"))?;
-        ids.push(id);
-    }
-    for (j, s) in stores.iter().enumerate() {
-        let cut: Vec<u64> = if j == i {
-            ids.iter().copied().filter(|&id| id != ids[i]).collect()
-        } else {
-            vec![ids[i]]
-        };
-        let links = serde_json::json!({ "drop_to": cut, "drop_from": cut });
-        flotilla::http::put(&s.status_addr(), "/debug/links", &links.to_string()).await?;
-    }
-    Ok(())
 }
 
 fn restart(node: &mut flotilla::playground::Node) {
