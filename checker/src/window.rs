@@ -12,7 +12,9 @@
 //! - **Start** (models with an "any" state only): drop what returned before
 //!   time `s`, and the reads running at `s`, starting from "any" state.
 //!   Allowed only where no write with a known outcome is running at `s`,
-//!   so every dropped write precedes every kept one.
+//!   so every dropped write precedes every kept one, except writes of
+//!   unknown outcome — which are kept, and may take effect at the end if
+//!   they already did before `s`.
 //!
 //! The end is pulled in as far as the history stays illegal, then the
 //! start is pushed out.

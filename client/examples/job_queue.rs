@@ -136,8 +136,9 @@ impl JobQueue {
 
     /// Adds jobs `(seq, payload)`. Producers must not reuse a sequence
     /// number (to share a queue they can each take a range of numbers, or
-    /// every `n`-th one). A put is idempotent, so the batch is retried
-    /// through outages.
+    /// every `n`-th one). The producer is the only writer of its jobs'
+    /// keys, always with the same payload, so the batch is retried through
+    /// outages, even after an unknown outcome.
     pub async fn enqueue(&self, jobs: Vec<(u64, Vec<u8>)>) -> Result<()> {
         if let Some((seq, payload)) = jobs.iter().find(|(_, p)| p.len() > MAX_PAYLOAD_BYTES) {
             return Err(Error::InvalidArgument(format!(

@@ -81,9 +81,11 @@ fn lost_ack_write(ops: &[Op]) -> bool {
     if ops.iter().any(|o| is_write(o) && o.output.is_none()) {
         return false;
     }
+    // What an acknowledged write left (a delete leaves nothing).
     let written = |o: &Op| match (&o.input, &o.output) {
-        (RegisterOp::Put(v), Some(_)) => Some(*v),
-        (RegisterOp::Cas { to, .. }, Some(RegisterOut::Cas(true))) => Some(*to),
+        (RegisterOp::Put(v), Some(_)) => Some(Some(*v)),
+        (RegisterOp::Delete, Some(_)) => Some(None),
+        (RegisterOp::Cas { to, .. }, Some(RegisterOut::Cas(true))) => Some(Some(*to)),
         _ => None,
     };
     let writes: Vec<&Op> = ops.iter().filter(|o| written(o).is_some()).collect();
@@ -103,7 +105,7 @@ fn lost_ack_write(ops: &[Op]) -> bool {
             Some(RegisterOut::Read(v)) => Some(*v),
             _ => None,
         });
-    matches!(final_read, Some(v) if v != written(last))
+    matches!(final_read, Some(v) if Some(v) != written(last))
 }
 
 #[cfg(test)]
@@ -142,6 +144,18 @@ mod tests {
         assert!(!lost_ack_write(&[
             put(0, 5, 1),
             put(2, 6, 2),
+            final_read(10, Some(1))
+        ]));
+        // An acknowledged delete leaves nothing to read.
+        let delete = Operation::done(1, 2, 3, RegisterOp::Delete, RegisterOut::Written);
+        assert!(!lost_ack_write(&[
+            put(0, 1, 1),
+            delete.clone(),
+            final_read(10, None)
+        ]));
+        assert!(lost_ack_write(&[
+            put(0, 1, 1),
+            delete,
             final_read(10, Some(1))
         ]));
         // A write of unknown outcome may have come last.

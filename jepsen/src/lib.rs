@@ -158,7 +158,8 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     let deadline = tokio::time::Instant::now() + RECOVERY_TIMEOUT;
     let unread = register::final_reads(&kv, &keys, &recorder, deadline).await;
     let recovered_s = (recorder.now() - healed) as f64 / 1e9;
-    let crashed = crashed_processes(&mut cluster);
+    // Processes that exited without the nemesis killing them.
+    let crashed = cluster.exited_nodes();
 
     let (history, ops) = recorder.snapshot();
     let (checked, mut anomalies, failures) = analysis::analyse(history);
@@ -193,24 +194,6 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
         summary
     };
     Ok(summary)
-}
-
-/// Processes that exited without the nemesis killing them.
-fn crashed_processes(cluster: &mut Playground) -> Vec<String> {
-    let mut crashed = Vec::new();
-    for i in 0..cluster.config().pds.len() {
-        let node = cluster.pd(i);
-        if let Some(status) = node.exit_status() {
-            crashed.push(format!("{} ({status})", node.name()));
-        }
-    }
-    for i in 0..cluster.config().stores.len() {
-        let node = cluster.store(i);
-        if let Some(status) = node.exit_status() {
-            crashed.push(format!("{} ({status})", node.name()));
-        }
-    }
-    crashed
 }
 
 fn fault_names(faults: &[Fault]) -> String {

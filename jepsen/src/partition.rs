@@ -38,11 +38,6 @@ pub struct Cut {
 }
 
 impl Topology {
-    /// A random isolation of one of `n` stores.
-    pub fn isolate(rng: &mut Rng, n: usize) -> Topology {
-        Topology::Isolate(rng.below(n as u64) as usize)
-    }
-
     /// Random halves of `n` stores (the smaller half first).
     pub fn halves(rng: &mut Rng, n: usize) -> Topology {
         let order = shuffled(rng, n);
@@ -57,11 +52,6 @@ impl Topology {
             bridge: order[0],
             side,
         }
-    }
-
-    /// A random mute store.
-    pub fn mute(rng: &mut Rng, n: usize) -> Topology {
-        Topology::Mute(rng.below(n as u64) as usize)
     }
 
     /// Each of `n` stores' cut.

@@ -199,15 +199,24 @@ impl Playground {
         }
     }
 
-    /// ", pd-0 exited (status 1)" for every process that is gone.
+    /// "pd-0 (exit status: 1)" for every process that exited by itself
+    /// (one killed through [`Node::kill`] is not counted: it was reaped).
+    pub fn exited_nodes(&mut self) -> Vec<String> {
+        let nodes = self.pds.iter_mut().chain(self.stores.iter_mut());
+        nodes
+            .filter_map(|node| {
+                let status = node.exit_status()?;
+                Some(format!("{} ({status})", node.name()))
+            })
+            .collect()
+    }
+
+    /// ", pd-0 (exit status: 1) exited" for every process that is gone.
     fn exited(&mut self) -> String {
-        let mut out = String::new();
-        for node in self.pds.iter_mut().chain(self.stores.iter_mut()) {
-            if let Some(status) = node.exit_status() {
-                out.push_str(&format!(", {} exited ({status})", node.name()));
-            }
-        }
-        out
+        self.exited_nodes()
+            .iter()
+            .map(|n| format!(", {n} exited"))
+            .collect()
     }
 
     /// Stops every process cleanly (SIGTERM; SIGKILL after 10 s): the

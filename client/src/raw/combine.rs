@@ -11,9 +11,11 @@
 //!
 //! Nothing waits on purpose. A lone call goes out at once, as a batch of
 //! one; batches grow only while calls arrive faster than the combiner
-//! takes its turns. Each call still has its own deadline: one that passes
-//! first ends that call with [`Error::Timeout`] (for a put, as with a lone
-//! put, the write may still land).
+//! takes its turns. A batch of gets runs until the latest deadline of its
+//! calls (each call still gives up at its own). A batch of puts runs until
+//! the *earliest*: once a caller is told its put's outcome, nothing more of
+//! that batch may be sent, or a late first send could land after a later
+//! write by the same caller.
 //!
 //! What a caller sees is unchanged:
 //! - A combined put returns once its region wrote the batch holding it,
@@ -32,6 +34,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -64,6 +67,9 @@ pub(super) enum GetAnswer {
 
 type Queue<I, O> = mpsc::UnboundedSender<Queued<I, O>>;
 
+/// How long past its deadline a combined put waits for its batch's answer.
+const PUT_GRACE: Duration = Duration::from_secs(1);
+
 /// The queues of one client, each with its combiner task (started on
 /// first use, ended when the client is dropped).
 #[derive(Default)]
@@ -83,7 +89,9 @@ impl Inner {
         let start = |rx| {
             tokio::spawn(run_puts(Arc::downgrade(self), rx));
         };
-        let answer = submit(&self.combiner.puts, start, pair, deadline).await?;
+        // The batch answers by this call's deadline (it runs until the
+        // earliest of its calls'); the grace only covers the hand-over.
+        let answer = submit(&self.combiner.puts, start, pair, deadline + PUT_GRACE).await?;
         Some(match answer {
             Ok(put) => put,
             // Lost sight of the batch (the deadline passed, or it was
@@ -161,13 +169,16 @@ fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>, first: T) -> Vec<T> {
     all
 }
 
-/// The latest deadline of `batch`'s calls: the batch runs until then.
+/// The call a batch runs as: until the latest deadline of its calls for
+/// reads, the earliest for writes (which must not be sent after any of
+/// their callers was answered).
 fn batch_call<I, O>(inner: &Inner, batch: &[Queued<I, O>], idempotence: Idempotence) -> Call {
-    let deadline = batch
-        .iter()
-        .map(|q| q.deadline)
-        .max()
-        .unwrap_or_else(Instant::now);
+    let deadlines = batch.iter().map(|q| q.deadline);
+    let deadline = match idempotence {
+        Idempotence::Idempotent => deadlines.max(),
+        Idempotence::NotIdempotent(_) => deadlines.min(),
+    }
+    .unwrap_or_else(Instant::now);
     let c = &inner.config;
     Call::new(
         deadline.saturating_duration_since(Instant::now()),
