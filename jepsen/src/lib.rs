@@ -83,6 +83,9 @@ pub struct Params {
     pub json: bool,
 }
 
+/// Each workload operation's deadline, retries included.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long the cluster gets to serve every key again after the faults.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -114,14 +117,14 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     let cluster = Playground::start(config)
         .await
         .context("starting the cluster")?;
-    let client_config = Config::builder().timeout(Duration::from_secs(5)).build();
+    let client_config = Config::builder().timeout(OP_TIMEOUT).build();
     let kv = cluster.client(client_config).await?;
 
     let recorder = Arc::new(Recorder::new());
     let keys = Arc::new(Keys::new(RegisterSpec {
         slots: params.keys,
         ops_per_key: params.ops_per_key,
-        timeout: Duration::from_secs(5),
+        timeout: OP_TIMEOUT,
     }));
     let stop_clients = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (1..=params.clients)

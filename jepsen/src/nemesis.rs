@@ -71,17 +71,6 @@ impl Fault {
         Fault::PartitionOneWay,
         Fault::CrashAll,
     ];
-
-    /// Whether it is a partition (healed by removing every cut).
-    fn is_partition(self) -> bool {
-        matches!(
-            self,
-            Fault::Partition
-                | Fault::PartitionHalves
-                | Fault::PartitionBridge
-                | Fault::PartitionOneWay
-        )
-    }
 }
 
 impl FromStr for Fault {
@@ -147,20 +136,18 @@ pub async fn run(
         let at = recorder.now();
         // A partition some store did not take is healed and not counted.
         let mut injected = true;
-        let (target, hold) = match fault {
+        let (target, hold, undo) = match fault {
             Fault::Kill => {
                 let i = pick_store(&cluster, &mut rng).await;
                 cluster.store(i).kill();
-                (
-                    format!("store-{i}"),
-                    jitter(&mut rng, Duration::from_secs(3)),
-                )
+                let hold = jitter(&mut rng, Duration::from_secs(3));
+                (format!("store-{i}"), hold, Undo::Restart(i))
             }
             Fault::Pause => {
                 let i = pick_store(&cluster, &mut rng).await;
                 cluster.store(i).pause();
                 let hold = Duration::from_millis(2000 + rng.below(2000));
-                (format!("store-{i}"), hold)
+                (format!("store-{i}"), hold, Undo::Resume(i))
             }
             Fault::Partition
             | Fault::PartitionHalves
@@ -180,7 +167,7 @@ pub async fn run(
                     injected = false;
                 }
                 let hold = Duration::from_millis(3000 + rng.below(3000));
-                (topology.describe(), hold)
+                (topology.describe(), hold, Undo::Links)
             }
             Fault::CrashAll => {
                 for i in 0..stores {
@@ -189,16 +176,14 @@ pub async fn run(
                 for i in 0..pds {
                     cluster.pd(i).kill();
                 }
-                (
-                    "all".to_string(),
-                    Duration::from_millis(500 + rng.below(1500)),
-                )
+                let hold = Duration::from_millis(500 + rng.below(1500));
+                ("all".to_string(), hold, Undo::RestartAll)
             }
         };
         // A fault is held to its end even if the run is stopping: the heal
         // below then finds everything up.
         tokio::time::sleep(hold).await;
-        heal(&mut cluster, fault, &target).await;
+        heal(&mut cluster, undo).await;
         // The next fault starts from a cluster whose processes all answer
         // again (restarted ones take a moment to listen).
         wait_until_listening(&cluster).await;
@@ -215,17 +200,25 @@ pub async fn run(
     (cluster, log)
 }
 
+/// How to undo an injected fault.
+enum Undo {
+    /// Start store `i` again.
+    Restart(usize),
+    /// SIGCONT store `i`.
+    Resume(usize),
+    /// Remove every store's link cuts.
+    Links,
+    /// Start every PD member and store again.
+    RestartAll,
+}
+
 /// Undoes one fault.
-async fn heal(cluster: &mut Playground, fault: Fault, target: &str) {
-    let store = |t: &str| {
-        t.strip_prefix("store-")
-            .and_then(|i| i.parse::<usize>().ok())
-    };
-    match (fault, store(target)) {
-        (Fault::Kill, Some(i)) => restart(cluster.store(i)),
-        (Fault::Pause, Some(i)) => cluster.store(i).resume(),
-        (f, _) if f.is_partition() => partition::heal(cluster).await,
-        _ => {
+async fn heal(cluster: &mut Playground, undo: Undo) {
+    match undo {
+        Undo::Restart(i) => restart(cluster.store(i)),
+        Undo::Resume(i) => cluster.store(i).resume(),
+        Undo::Links => partition::heal(cluster).await,
+        Undo::RestartAll => {
             for i in 0..cluster.config().pds.len() {
                 restart(cluster.pd(i));
             }
