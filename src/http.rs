@@ -57,16 +57,21 @@ async fn request_inner(addr: &str, method: &str, path: &str, body: &str) -> anyh
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow!("{method} http://{addr}{path}: malformed answer"))?;
     let status = head.lines().next().unwrap_or("no status line");
-    if !(status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200")) {
-        bail!("{method} http://{addr}{path}: {status}");
-    }
-    if head
+    let body = if head
         .lines()
         .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"))
     {
-        return Ok(dechunk(body));
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    if !(status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200")) {
+        // The server's explanation, on one line.
+        let why: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let why: String = why.chars().take(300).collect();
+        bail!("{method} http://{addr}{path}: {status}: {why}");
     }
-    Ok(body.to_string())
+    Ok(body)
 }
 
 /// Joins the chunks of a chunked HTTP/1.1 body.

@@ -4,29 +4,41 @@
 //! 1. **Cluster** — a real one on loopback: PD and stores as child
 //!    processes of this binary (the playground's code path), with a small
 //!    split size so the keys spread over several regions.
-//! 2. **Workload** ([`register`]) — concurrent clients over one SDK client,
-//!    each operation recorded with its call and return time
+//! 2. **Workload** ([`workload`]) — concurrent clients over one SDK
+//!    client, each operation recorded with its call and return time
 //!    ([`history`]); an operation whose outcome is unknown is recorded as
-//!    such, never guessed.
-//! 3. **Nemesis** ([`nemesis`]) — faults injected on a seeded schedule,
-//!    each logged, all healed at the end.
-//! 4. **Recovery and final reads** — every key read once the cluster
-//!    serves again; the time that took is reported.
-//! 5. **Check** ([`analysis`]) — each key's history against a register
-//!    model (`flotilla-checker`), plus lost acknowledged writes and
-//!    processes that crashed by themselves.
+//!    such, never guessed. [`register`]: hot keys, get/put/CAS;
+//!    [`set`]: unique adds and whole-set reads; [`queue`]: the job queue,
+//!    every job claimed exactly once.
+//! 3. **Nemesis** ([`nemesis`]) — faults injected on a seeded schedule
+//!    (processes killed or paused, Raft links cut ([`partition`]), PD's
+//!    leader killed or paused, PD operators ([`schedule`])), each logged,
+//!    all healed at the end.
+//! 4. **Recovery and final reads** — the clients run on until each has
+//!    been served since the last heal; then everything is read once. How
+//!    long after each fault's heal every client was served again is
+//!    reported per fault.
+//! 5. **Check** — the workload's own check: each register key's history
+//!    against a register model ([`analysis`], `flotilla-checker`), every
+//!    set read against the adds, every job's claims; plus lost
+//!    acknowledged writes and processes that crashed by themselves.
 //! 6. **Summary** ([`summary`]) — one JSON object and one human line.
 //!
 //! ```text
 //! cargo run --release -p flotilla-jepsen -- --nemesis kill,pause --duration 60
+//! cargo run --release -p flotilla-jepsen -- --workload queue --pds 3 --nemesis kill-pd,schedule
 //! ```
 
 pub mod analysis;
 pub mod history;
 pub mod nemesis;
 pub mod partition;
+pub mod queue;
 pub mod register;
+pub mod schedule;
+pub mod set;
 pub mod summary;
+pub mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,8 +50,8 @@ use flotilla_client::Config;
 
 use crate::history::Recorder;
 use crate::nemesis::{Fault, NemesisSpec};
-use crate::register::{Keys, RegisterSpec};
 use crate::summary::{Liveness, Summary};
+use crate::workload::{Running, Sizes, Workload};
 
 /// A run's parameters.
 #[derive(Clone, Debug, clap::Parser)]
@@ -48,9 +60,12 @@ use crate::summary::{Liveness, Summary};
     about = "Fault testing for Flotilla: a workload under a nemesis, checked for linearizability."
 )]
 pub struct Params {
+    /// What the clients do.
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: Workload,
     /// Faults to inject, comma-separated: kill, pause, partition,
-    /// partition-halves, partition-bridge, partition-one-way, crash-all
-    /// (empty: none).
+    /// partition-halves, partition-bridge, partition-one-way, crash-all,
+    /// kill-pd, pause-pd, schedule (empty: none).
     #[arg(long, value_delimiter = ',', default_value = "kill,pause")]
     pub nemesis: Vec<Fault>,
     /// How long the workload runs under faults, in seconds.
@@ -62,15 +77,19 @@ pub struct Params {
     /// Concurrent clients.
     #[arg(long, default_value_t = 8)]
     pub clients: u64,
-    /// Keys in use at once.
+    /// Keys in use at once (register).
     #[arg(long, default_value_t = 8)]
     pub keys: u64,
-    /// Operations on a key before it is retired.
+    /// Operations on a key (register), or adds to a set (set), before it
+    /// is retired.
     #[arg(long, default_value_t = 1000)]
     pub ops_per_key: u64,
     /// Stores in the cluster.
     #[arg(long, default_value_t = 3)]
     pub stores: usize,
+    /// PD members in the cluster.
+    #[arg(long, default_value_t = 1)]
+    pub pds: usize,
     /// Seeds the workload and the nemesis (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -96,6 +115,11 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
         "--clients and --keys must be positive"
     );
     anyhow::ensure!(params.ops_per_key > 0, "--ops-per-key must be positive");
+    anyhow::ensure!(
+        params.workload != Workload::Set || params.ops_per_key <= set::MAX_ADDS_PER_SET,
+        "--ops-per-key of the set workload must be at most {}",
+        set::MAX_ADDS_PER_SET
+    );
     let seed = params.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -112,7 +136,8 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     .context("creating the cluster's directory")?;
     let bin = std::env::current_exe().context("finding this executable")?;
     let mut config =
-        PlaygroundConfig::new(bin, dir.path().to_path_buf(), 1, params.stores).on_free_ports()?;
+        PlaygroundConfig::new(bin, dir.path().to_path_buf(), params.pds, params.stores)
+            .on_free_ports()?;
     config.store_args = vec!["--region-split-size".into(), "4KiB".into()];
     let cluster = Playground::start(config)
         .await
@@ -121,22 +146,18 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     let kv = cluster.client(client_config).await?;
 
     let recorder = Arc::new(Recorder::new());
-    let keys = Arc::new(Keys::new(RegisterSpec {
-        slots: params.keys,
-        ops_per_key: params.ops_per_key,
-        timeout: OP_TIMEOUT,
-    }));
+    let workload = Running::new(
+        params.workload,
+        &Sizes {
+            keys: params.keys,
+            ops_per_key: params.ops_per_key,
+            timeout: OP_TIMEOUT,
+        },
+    );
     let stop_clients = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (1..=params.clients)
         .map(|id| {
-            tokio::spawn(register::client(
-                id,
-                seed,
-                kv.clone(),
-                keys.clone(),
-                recorder.clone(),
-                stop_clients.clone(),
-            ))
+            workload.spawn_client(id, seed, kv.clone(), recorder.clone(), stop_clients.clone())
         })
         .collect();
     let (stop_nemesis, nemesis_stop) = tokio::sync::watch::channel(false);
@@ -151,37 +172,52 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     };
     tokio::time::sleep(Duration::from_secs(params.duration)).await;
     let _ = stop_nemesis.send(true);
-    let (mut cluster, faults) = nemesis.await.context("the nemesis task")?;
+    let (mut cluster, mut faults) = nemesis.await.context("the nemesis task")?;
+    // The clients run on until each has been served since the last heal.
+    let ids: Vec<u64> = (1..=params.clients).collect();
+    let healed = recorder.now();
+    let deadline = tokio::time::Instant::now() + RECOVERY_TIMEOUT;
+    while recorder.everyone_served_after(&ids, healed).is_none()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop_clients.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.context("a client task")?;
     }
 
-    let healed = recorder.now();
+    let reads_from = recorder.now();
     let deadline = tokio::time::Instant::now() + RECOVERY_TIMEOUT;
-    let unread = register::final_reads(&kv, &keys, &recorder, deadline).await;
-    let recovered_s = (recorder.now() - healed) as f64 / 1e9;
+    let unread = workload.final_reads(&kv, &recorder, deadline).await;
+    let final_reads_s = (recorder.now() - reads_from) as f64 / 1e9;
     // Processes that exited without the nemesis killing them.
     let crashed = cluster.exited_nodes();
 
-    let (history, ops) = recorder.snapshot();
-    let (checked, mut anomalies, failures) = analysis::analyse(history);
+    let ops = recorder.snapshot().1;
+    let (checked, mut anomalies, failures) = workload.analyse(&recorder);
     anomalies.crash = crashed.len() as u64;
+    let liveness = Liveness {
+        final_reads_s,
+        unreadable_keys: unread.len() as u64,
+        ..Liveness::recoveries(&mut faults, &recorder, &ids)
+    };
     let summary = Summary {
-        scenario: format!("register/{}", fault_names(&params.nemesis)),
+        scenario: format!(
+            "{}/{}",
+            params.workload.name(),
+            fault_names(&params.nemesis)
+        ),
         seed,
         duration_s: params.duration,
         stores: params.stores,
-        pd: 1,
+        pd: params.pds,
         ops,
         checked,
         faults: nemesis::counts(&faults),
         fault_log: faults,
         anomalies,
-        liveness: Liveness {
-            final_reads_s: recovered_s,
-            unreadable_keys: unread.len() as u64,
-        },
+        liveness,
         failures,
         crashed,
         data_dir: None,

@@ -16,6 +16,11 @@
 //!   store in both, `partition-one-way` makes one store unheard while it
 //!   still hears the others ([`crate::partition`]).
 //! - `crash-all`: SIGKILL every store and PD member at once, restart all.
+//! - `kill-pd`, `pause-pd`: the same as `kill` and `pause`, to PD's leader
+//!   (with one PD member, PD is simply gone for a while: the stores keep
+//!   serving, clients with regions cached too).
+//! - `schedule`: one PD operator — a leader transfer, a split at a random
+//!   key, or a replica added or removed ([`crate::schedule`]).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -27,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::history::Recorder;
 use crate::partition::{self, Topology};
+use crate::schedule;
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,6 +51,12 @@ pub enum Fault {
     PartitionOneWay,
     /// SIGKILL every process, restart them all.
     CrashAll,
+    /// SIGKILL PD's leader, restart it later.
+    KillPd,
+    /// SIGSTOP PD's leader, SIGCONT it later.
+    PausePd,
+    /// One PD operator: leader transfer, split or replica move.
+    Schedule,
 }
 
 impl Fault {
@@ -58,11 +70,14 @@ impl Fault {
             Fault::PartitionBridge => "partition-bridge",
             Fault::PartitionOneWay => "partition-one-way",
             Fault::CrashAll => "crash-all",
+            Fault::KillPd => "kill-pd",
+            Fault::PausePd => "pause-pd",
+            Fault::Schedule => "schedule",
         }
     }
 
     /// Every fault.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Kill,
         Fault::Pause,
         Fault::Partition,
@@ -70,6 +85,9 @@ impl Fault {
         Fault::PartitionBridge,
         Fault::PartitionOneWay,
         Fault::CrashAll,
+        Fault::KillPd,
+        Fault::PausePd,
+        Fault::Schedule,
     ];
 }
 
@@ -96,8 +114,22 @@ pub struct Injected {
     pub fault: &'static str,
     /// What it hit (`store-1`, `all`).
     pub target: String,
-    /// How long until it was healed, in seconds.
+    /// How long until it was healed and every process listened again, in
+    /// seconds.
     pub lasted_s: f64,
+    /// How long after that every client had a call succeed (`None`: not
+    /// before the run ended).
+    pub recovered_s: Option<f64>,
+    /// The longest any client went without a successful call, from the
+    /// fault's start until it recovered.
+    pub longest_wait_s: Option<f64>,
+}
+
+impl Injected {
+    /// When it was healed, in nanoseconds since the run began.
+    pub fn healed_at(&self) -> u64 {
+        ((self.at_s + self.lasted_s) * 1e9) as u64
+    }
 }
 
 /// The schedule: a fault every `interval` (with jitter), from `faults`.
@@ -169,6 +201,33 @@ pub async fn run(
                 let hold = Duration::from_millis(3000 + rng.below(3000));
                 (topology.describe(), hold, Undo::Links)
             }
+            Fault::KillPd => {
+                let i = pick_pd(&cluster, &mut rng).await;
+                cluster.pd(i).kill();
+                let hold = jitter(&mut rng, Duration::from_secs(3));
+                (format!("pd-{i}"), hold, Undo::RestartPd(i))
+            }
+            Fault::PausePd => {
+                let i = pick_pd(&cluster, &mut rng).await;
+                cluster.pd(i).pause();
+                let hold = Duration::from_millis(2000 + rng.below(2000));
+                (format!("pd-{i}"), hold, Undo::ResumePd(i))
+            }
+            Fault::Schedule => {
+                let i = pick_pd(&cluster, &mut rng).await;
+                let addr = cluster.config().pds[i].http_addr();
+                let what = match schedule::churn(&addr, &mut rng).await {
+                    Ok(what) => what,
+                    Err(e) => {
+                        // Refusals are routine (a region busy with another
+                        // operator): not counted.
+                        eprintln!("flotilla-jepsen: schedule, not counted: {e:#}");
+                        injected = false;
+                        String::new()
+                    }
+                };
+                (what, Duration::ZERO, Undo::Nothing)
+            }
             Fault::CrashAll => {
                 for i in 0..stores {
                     cluster.store(i).kill();
@@ -195,6 +254,8 @@ pub async fn run(
             fault: fault.name(),
             target,
             lasted_s: (recorder.now() - at) as f64 / 1e9,
+            recovered_s: None,
+            longest_wait_s: None,
         });
     }
     (cluster, log)
@@ -210,6 +271,12 @@ enum Undo {
     Links,
     /// Start every PD member and store again.
     RestartAll,
+    /// Start PD member `i` again.
+    RestartPd(usize),
+    /// SIGCONT PD member `i`.
+    ResumePd(usize),
+    /// Nothing to undo (a PD operator runs its course).
+    Nothing,
 }
 
 /// Undoes one fault.
@@ -218,6 +285,9 @@ async fn heal(cluster: &mut Playground, undo: Undo) {
         Undo::Restart(i) => restart(cluster.store(i)),
         Undo::Resume(i) => cluster.store(i).resume(),
         Undo::Links => partition::heal(cluster).await,
+        Undo::RestartPd(i) => restart(cluster.pd(i)),
+        Undo::ResumePd(i) => cluster.pd(i).resume(),
+        Undo::Nothing => {}
         Undo::RestartAll => {
             for i in 0..cluster.config().pds.len() {
                 restart(cluster.pd(i));
@@ -229,17 +299,27 @@ async fn heal(cluster: &mut Playground, undo: Undo) {
     }
 }
 
-/// Waits (up to 30 s) until every store's status port answers.
+/// Waits (up to 30 s) until every PD member's and store's HTTP port
+/// answers.
 async fn wait_until_listening(cluster: &Playground) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    for s in &cluster.config().stores {
-        while flotilla::http::get(&s.status_addr(), "/status")
-            .await
-            .is_err()
+    let config = cluster.config();
+    let pds = config.pds.iter().map(|p| (p.http_addr(), "/health"));
+    let stores = config.stores.iter().map(|s| (s.status_addr(), "/status"));
+    for (addr, path) in pds.chain(stores) {
+        while flotilla::http::get(&addr, path).await.is_err()
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// PD's leader, or a random member when none serves.
+async fn pick_pd(cluster: &Playground, rng: &mut Rng) -> usize {
+    match schedule::pd_leader(cluster).await {
+        Some(i) => i,
+        None => rng.below(cluster.config().pds.len() as u64) as usize,
     }
 }
 

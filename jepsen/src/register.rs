@@ -75,7 +75,7 @@ impl Keys {
 
 /// A value only this client writes: its id in the high bits, a sequence
 /// number in the low ones.
-fn unique_value(client: u64, seq: u64) -> u64 {
+pub fn unique_value(client: u64, seq: u64) -> u64 {
     (client << 40) | seq
 }
 
@@ -153,11 +153,16 @@ pub async fn client(
 /// otherwise unknown. A put that timed out may have applied on an earlier
 /// attempt, so only the refusal is certain.
 fn write_error(e: &Error) -> Outcome {
-    if e.is_invalid_argument() {
+    if write_error_is_certain(e) {
         Outcome::Failed
     } else {
         Outcome::Unknown
     }
+}
+
+/// Whether a failed write certainly did nothing.
+pub fn write_error_is_certain(e: &Error) -> bool {
+    e.is_invalid_argument()
 }
 
 /// The client id of the final reads (workload clients count from 1).

@@ -1,6 +1,7 @@
-//! The CI smoke of the fault harness: three scenarios of 60 s each against
-//! a real cluster of processes, each of which must find no anomaly after
-//! checking thousands of operations under the faults it injected. The
+//! The CI smoke of the fault harness: three scenarios of 60 s each (one per
+//! workload) against a real cluster of processes, each of which must find
+//! no anomaly after checking thousands of operations under the faults it
+//! injected. The
 //! scenarios run one at a time (a cluster each is all two cores take).
 
 use std::process::Command;
@@ -22,11 +23,19 @@ fn run(args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), summary, stderr)
 }
 
-/// Runs the register workload for 60 s under `faults` (comma-separated)
-/// and expects a clean result with each fault injected.
-fn scenario(faults: &str) {
-    let (code, summary, stderr) =
-        run(&["--nemesis", faults, "--duration", "60", "--interval", "4"]);
+/// Runs `workload` for 60 s under `faults` (comma-separated) and expects a
+/// clean result with each fault injected.
+fn scenario(workload: &str, faults: &str) {
+    let (code, summary, stderr) = run(&[
+        "--workload",
+        workload,
+        "--nemesis",
+        faults,
+        "--duration",
+        "60",
+        "--interval",
+        "4",
+    ]);
     assert_eq!(code, 0, "{faults}: {stderr}");
     assert_eq!(
         summary["checked"]["verdict"], "linearizable",
@@ -52,18 +61,18 @@ fn scenario(faults: &str) {
 }
 
 #[test]
-fn kill_and_crash_all_find_no_anomaly() {
-    scenario("kill,crash-all");
+fn registers_under_kill_and_crash_all_show_no_anomaly() {
+    scenario("register", "kill,crash-all");
 }
 
 #[test]
-fn pause_finds_no_anomaly() {
-    scenario("pause");
+fn a_job_queue_under_pause_shows_no_anomaly() {
+    scenario("queue", "pause");
 }
 
 #[test]
-fn partition_finds_no_anomaly() {
-    scenario("partition");
+fn a_set_under_partitions_shows_no_anomaly() {
+    scenario("set", "partition");
 }
 
 #[test]
