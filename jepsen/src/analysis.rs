@@ -20,6 +20,10 @@ pub struct Anomalies {
     pub non_linearizable_keys: u64,
     /// Keys the checker could not decide within its budget.
     pub undecided_keys: u64,
+    /// Regions led by two stores in one term (the stores' journals).
+    pub split_brain: u64,
+    /// Region epochs that went backwards on a store (the journals).
+    pub epoch_violation: u64,
     /// Processes that exited without being killed.
     pub crash: u64,
 }
@@ -27,7 +31,13 @@ pub struct Anomalies {
 impl Anomalies {
     /// Any at all.
     pub fn any(&self) -> bool {
-        self.lost_ack_write + self.non_linearizable_keys + self.undecided_keys + self.crash > 0
+        self.lost_ack_write
+            + self.non_linearizable_keys
+            + self.undecided_keys
+            + self.split_brain
+            + self.epoch_violation
+            + self.crash
+            > 0
     }
 }
 
@@ -68,7 +78,7 @@ pub fn analyse(history: BTreeMap<String, Vec<Op>>) -> (Checked, Anomalies, Strin
         lost_ack_write: lost,
         non_linearizable_keys: report.keys_with(Verdict::Illegal).len() as u64,
         undecided_keys: report.keys_with(Verdict::Unknown).len() as u64,
-        crash: 0,
+        ..Anomalies::default()
     };
     (checked, anomalies, report.describe_failures())
 }

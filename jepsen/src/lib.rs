@@ -21,7 +21,9 @@
 //! 5. **Check** — the workload's own check: each register key's history
 //!    against a register model ([`analysis`], `flotilla-checker`), every
 //!    set read against the adds, every job's claims; plus lost
-//!    acknowledged writes and processes that crashed by themselves.
+//!    acknowledged writes, processes that crashed by themselves, and the
+//!    stores' state journals: split brain and epoch violations
+//!    ([`journal`]).
 //! 6. **Summary** ([`summary`]) — one JSON object and one human line.
 //!
 //! ```text
@@ -31,6 +33,7 @@
 
 pub mod analysis;
 pub mod history;
+pub mod journal;
 pub mod nemesis;
 pub mod partition;
 pub mod queue;
@@ -195,8 +198,12 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     let crashed = cluster.exited_nodes();
 
     let ops = recorder.snapshot().1;
-    let (checked, mut anomalies, failures) = workload.analyse(&recorder);
+    let (checked, mut anomalies, mut failures) = workload.analyse(&recorder);
     anomalies.crash = crashed.len() as u64;
+    let journals = journal::check_dir(dir.path(), params.stores);
+    anomalies.split_brain = journals.split_brain;
+    anomalies.epoch_violation = journals.epoch_violation;
+    failures.push_str(&journals.failures);
     let liveness = Liveness {
         final_reads_s,
         unreadable_keys: unread.len() as u64,
@@ -214,6 +221,7 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
         pd: params.pds,
         ops,
         checked,
+        journal_events: journals.events,
         faults: nemesis::counts(&faults),
         fault_log: faults,
         anomalies,

@@ -44,6 +44,8 @@ pub struct Summary {
     pub ops: OpCounts,
     /// The checker's account.
     pub checked: Checked,
+    /// Lines of the stores' state journals checked.
+    pub journal_events: usize,
     /// Faults injected, by kind.
     pub faults: BTreeMap<&'static str, u64>,
     /// Every fault, in order.
@@ -116,8 +118,13 @@ impl Summary {
             "none".to_string()
         } else {
             format!(
-                "{} lost acknowledged writes, {} non-linearizable keys, {} undecided keys, {} crashes",
-                a.lost_ack_write, a.non_linearizable_keys, a.undecided_keys, a.crash
+                "{} lost acknowledged writes, {} non-linearizable keys, {} undecided keys, {} split brains, {} epoch violations, {} crashes",
+                a.lost_ack_write,
+                a.non_linearizable_keys,
+                a.undecided_keys,
+                a.split_brain,
+                a.epoch_violation,
+                a.crash
             )
         };
         format!(

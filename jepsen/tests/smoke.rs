@@ -46,6 +46,11 @@ fn scenario(workload: &str, faults: &str) {
         checked >= 1000,
         "{faults}: only {checked} operations checked: {summary}"
     );
+    let journal = summary["journal_events"].as_u64().unwrap_or(0);
+    assert!(
+        journal > 0,
+        "{faults}: the stores' journals are empty: {summary}"
+    );
     let mut total = 0;
     for fault in faults.split(',') {
         let injected = summary["faults"][fault].as_u64().unwrap_or(0);

@@ -73,6 +73,8 @@ pub struct StoreContext {
     pub lifecycle: Mutex<()>,
     /// Which other stores this store hears from.
     pub liveness: super::liveness::StoreLiveness,
+    /// Leaderships and epochs, for fault tests (off in production).
+    pub journal: super::journal::Journal,
 }
 
 impl StoreContext {
@@ -120,6 +122,8 @@ impl StoreContext {
     pub fn publish(&self, meta: RegionMeta) {
         let leads = meta.is_leader;
         let mut regions = self.regions.write();
+        self.journal
+            .region_changed(regions.get(&meta.region.id), &meta);
         let led = regions
             .insert(meta.region.id, meta)
             .is_some_and(|old| old.is_leader);

@@ -26,6 +26,7 @@ use crate::apply::ApplyPool;
 use crate::config::StoreConfig;
 use crate::driver::context::StoreContext;
 use crate::driver::handler::PeerRouter;
+use crate::driver::journal::Journal;
 use crate::driver::system::{new_router, split_deliverer, waker, RaftSystem};
 use crate::engine::{local, Engine, EngineError};
 use crate::kv::service::KvService;
@@ -134,6 +135,7 @@ impl Store {
             split_checker,
             lifecycle: Default::default(),
             liveness: Default::default(),
+            journal: Journal::open(&cfg.data_dir, store_id),
         });
         let filters = Arc::new(FilterChain::default());
         let sender = SnapshotSender::new(
