@@ -108,6 +108,9 @@ pub struct Params {
 /// Each workload operation's deadline, retries included.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Each attempt's deadline within an operation.
+const RPC_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long the cluster gets to serve every key again after the faults.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -145,8 +148,15 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
     let cluster = Playground::start(config)
         .await
         .context("starting the cluster")?;
-    let client_config = Config::builder().timeout(OP_TIMEOUT).build();
-    let kv = cluster.client(client_config).await?;
+    // Each attempt gives up after RPC_TIMEOUT, near the election timeout:
+    // a client stuck on a deposed or cut-off leader tries elsewhere soon,
+    // as a real one would, instead of waiting out the whole operation.
+    let client_config = Config::builder()
+        .timeout(OP_TIMEOUT)
+        .rpc_timeout(RPC_TIMEOUT)
+        .build();
+    // The final reads' client.
+    let kv = cluster.client(client_config.clone()).await?;
 
     let recorder = Arc::new(Recorder::new());
     let workload = Running::new(
@@ -158,11 +168,15 @@ pub async fn run(params: &Params) -> anyhow::Result<Summary> {
         },
     );
     let stop_clients = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (1..=params.clients)
-        .map(|id| {
-            workload.spawn_client(id, seed, kv.clone(), recorder.clone(), stop_clients.clone())
-        })
-        .collect();
+    let mut clients = Vec::new();
+    for id in 1..=params.clients {
+        // Each workload client is its own SDK client, with its own view of
+        // where the leaders are (as separate processes would be): one may
+        // still read from a deposed leader while another writes to the new
+        // one.
+        let own = cluster.client(client_config.clone()).await?;
+        clients.push(workload.spawn_client(id, seed, own, recorder.clone(), stop_clients.clone()));
+    }
     let (stop_nemesis, nemesis_stop) = tokio::sync::watch::channel(false);
     let spec = NemesisSpec {
         faults: params.nemesis.clone(),

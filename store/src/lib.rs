@@ -26,7 +26,8 @@
 //!   their own RPC, a filter chain for tests; [`snap`]: snapshot files.
 //! - [`kv`]: the raw KV service and its limits; [`region_error`]: the typed
 //!   errors that tell a client how to reroute.
-//! - [`metrics`], [`config`], [`cli`], and [`fail`] (crash points for tests).
+//! - [`metrics`], [`config`], [`cli`], [`fail`] (crash points for tests),
+//!   and [`planted`] (known bugs for the fault harness's self-test).
 //!
 //! ## Storage layout
 //!
@@ -51,6 +52,7 @@ pub mod kv;
 pub mod metrics;
 pub mod pd_task;
 pub mod peer;
+pub mod planted;
 pub mod poll;
 pub mod region_error;
 pub mod server;

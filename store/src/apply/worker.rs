@@ -167,7 +167,7 @@ impl Worker {
             fail::point("apply_split_before_write");
         }
         let started = std::time::Instant::now();
-        if let Err(e) = self.engine.write(wb, false) {
+        if let Err(e) = self.engine.write_acknowledged(wb, false) {
             // The engine is gone (disk failure): nothing may be
             // acknowledged, and the peer must not think it applied.
             panic!("apply write failed: {e}");

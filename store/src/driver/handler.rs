@@ -93,7 +93,7 @@ impl RaftHandler {
         let sync = std::mem::take(&mut self.round.must_sync);
         let stats = std::mem::take(&mut self.round.stats);
         let started = Instant::now();
-        if let Err(e) = self.store.engine.write(wb, sync) {
+        if let Err(e) = self.store.engine.write_acknowledged(wb, sync) {
             // Without a durable log nothing may be sent or acknowledged.
             panic!("raft log write failed: {e}");
         }

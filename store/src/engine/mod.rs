@@ -116,4 +116,22 @@ impl Engine {
         self.db.write_opt(batch, &opts)?;
         Ok(())
     }
+
+    /// Commits a batch the store then acknowledges (a Raft round's log
+    /// and hard state; an apply batch's data): [`write`](Self::write),
+    /// unless the planted `ack-before-persist` bug is on — then the batch
+    /// skips the WAL, and a kill loses what was acknowledged.
+    pub fn write_acknowledged(
+        &self,
+        batch: rocksdb::WriteBatch,
+        sync: bool,
+    ) -> Result<(), EngineError> {
+        if !crate::planted::on(crate::planted::Bug::AckBeforePersist) {
+            return self.write(batch, sync);
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.disable_wal(true);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
 }
