@@ -1,15 +1,14 @@
 //! Failures of a whole store: the leader's store goes away, a store comes
 //! back and catches up — from the log, and by snapshot once the log it
-//! needs was truncated away.
+//! needs was truncated away. (An isolated leader replaced, and a snapshot
+//! made before a split that lands after it: `regressions.rs`.)
 
 mod common;
 
 use std::time::Duration;
 
+use common::probe::{apply_state, snapshots};
 use common::*;
-use flotilla_proto::raft_serverpb::RaftApplyState;
-use flotilla_store::engine::keys::apply_state_key;
-use flotilla_store::engine::CF_META;
 
 fn key(i: u32) -> Vec<u8> {
     format!("key{i:05}").into_bytes()
@@ -27,29 +26,7 @@ fn holds_all(cluster: &Cluster, i: usize, n: u32) -> bool {
 
 /// Snapshots store `i` installed (its metric).
 fn snapshots_applied(cluster: &Cluster, i: usize) -> u64 {
-    snapshot_events(cluster, i, "applied")
-}
-
-/// Store `i`'s count of snapshot `event`s (`generated`, `sent`, `applied`).
-fn snapshot_events(cluster: &Cluster, i: usize, event: &str) -> u64 {
-    let metrics = cluster.store(i).context().metrics.render();
-    let prefix = format!("flotilla_store_snapshots_total{{event=\"{event}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-}
-
-fn apply_state(cluster: &Cluster, i: usize, region: u64) -> RaftApplyState {
-    cluster
-        .store(i)
-        .context()
-        .engine
-        .get_msg::<RaftApplyState>(CF_META, &apply_state_key(region))
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    snapshots(cluster, i, "applied")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -137,69 +114,6 @@ async fn a_store_behind_the_truncated_log_catches_up_by_snapshot() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_isolated_leader_is_replaced_and_catches_up_after_the_partition_heals() {
-    use std::sync::Arc;
-
-    use flotilla_store::transport::filter::PartitionFilter;
-
-    let cluster = Cluster::start(3).await;
-    let region = cluster.first_region().await;
-    for i in 0..20 {
-        cluster.put(&key(i), &value(i)).await;
-    }
-    let old = cluster.wait_for_leader(region).await;
-    // Cut the leader's store off, both ways.
-    cluster
-        .store(old)
-        .filters()
-        .add(Arc::new(PartitionFilter { stores: Vec::new() }));
-    wait_for("another store to lead", LONG, || async {
-        cluster.leader_of(region).is_some_and(|(i, _, _)| i != old)
-    })
-    .await;
-    for i in 20..60 {
-        cluster.put(&key(i), &value(i)).await;
-    }
-    assert!(
-        !holds_all(&cluster, old, 60),
-        "the isolated store received nothing"
-    );
-    // The isolated old leader must not serve a stale read (its lease ran
-    // out before another leader could be elected).
-    let old_region = cluster.store(old).context().regions.read()[&region].clone();
-    let stale_ctx = flotilla_proto::kvrpcpb::Context {
-        region_id: region,
-        region_epoch: old_region.region.region_epoch,
-        peer: Some(old_region.peer),
-        follower_read: false,
-    };
-    let read = cluster
-        .kv(old)
-        .await
-        .raw_get(timed(flotilla_proto::kvrpcpb::RawGetRequest {
-            context: Some(stale_ctx),
-            key: key(59).into(),
-        }))
-        .await;
-    if let Ok(resp) = read {
-        let resp = resp.into_inner();
-        assert!(
-            resp.region_error.is_some(),
-            "an isolated old leader served a read: {resp:?}"
-        );
-    }
-    cluster.store(old).filters().clear();
-    wait_for("the old leader to catch up", LONG, || async {
-        holds_all(&cluster, old, 60)
-    })
-    .await;
-    for i in 0..60 {
-        assert_eq!(cluster.get(&key(i)).await, Some(value(i)));
-    }
-    cluster.shutdown().await;
-}
-
 /// A snapshot racing a split: a store away while its region splits, and
 /// whose log the leaders truncated meanwhile, gets the split inside a
 /// snapshot of the left half. The right half's leader cannot create its
@@ -284,7 +198,7 @@ async fn away_during_a_split(leaders: Leaders) {
     // it (it was once dropped first, and rebuilt every 40 ms for seconds).
     let built: u64 = [here, (away + 2) % 3]
         .iter()
-        .map(|&i| snapshot_events(&cluster, i, "generated"))
+        .map(|&i| snapshots(&cluster, i, "generated"))
         .sum();
     assert!(built <= 4, "{built} snapshots built for 2 halves");
     cluster.shutdown().await;

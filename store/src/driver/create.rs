@@ -95,7 +95,13 @@ pub fn maybe_create_peer(
         region_epoch: envelope.region_epoch,
         ..Default::default()
     };
-    let storage = PeerStorage::uninitialized(store.engine.clone(), region);
+    let storage = match PeerStorage::uninitialized(store.engine.clone(), region) {
+        Ok(storage) => storage,
+        Err(e) => {
+            tracing::warn!(region = region_id, error = %e, "peer not created");
+            return false;
+        }
+    };
     match create_peer(store, router, to, storage) {
         Ok(()) => {
             tracing::info!(

@@ -185,12 +185,29 @@ impl PeerStorage {
     }
 
     /// A peer with no state yet on this store (created by a message from
-    /// the leader, before its snapshot): empty log, no range.
-    pub fn uninitialized(engine: Engine, region: metapb::Region) -> PeerStorage {
-        PeerStorage {
+    /// the leader, before its snapshot): empty log, no range — but the term
+    /// and vote an earlier uninitialized peer of the region persisted here,
+    /// if one did before a restart (it has no region state, so nothing
+    /// reloads it): forgetting them would let this store vote twice in one
+    /// term (TiKV #3572; `regress_tikv_3572_...` in the store's tests).
+    pub fn uninitialized(
+        engine: Engine,
+        region: metapb::Region,
+    ) -> Result<PeerStorage, EngineError> {
+        let id = region.id;
+        let hard_state = match engine.get(CF_RAFT, &hard_state_key(id))? {
+            Some(v) => HardState {
+                // Nothing is in its log: nothing it knows is committed.
+                commit: 0,
+                ..codec::decode_hard_state(&Bytes::from(v))
+                    .map_err(|e| EngineError::corrupt(format!("region {id} hard state"), e))?
+            },
+            None => HardState::default(),
+        };
+        Ok(PeerStorage {
             engine,
             region,
-            hard_state: HardState::default(),
+            hard_state,
             apply_state: RaftApplyState::default(),
             last_index: 0,
             last_term: 0,
@@ -198,7 +215,7 @@ impl PeerStorage {
             cache_bytes: 0,
             snapshot: None,
             snapshot_wanted: Cell::new(false),
-        }
+        })
     }
 
     fn load_last(&mut self) -> Result<(), EngineError> {
@@ -600,7 +617,7 @@ mod tests {
                 apply_state_key(1),
                 apply.encode_to_vec(),
             );
-            let mut s = PeerStorage::uninitialized(engine.clone(), region);
+            let mut s = PeerStorage::uninitialized(engine.clone(), region).unwrap();
             s.set_apply_state(apply);
             s.last_index = snapshot.metadata.index;
             s.last_term = snapshot.metadata.term;

@@ -1,13 +1,15 @@
 //! A filter chain on a store's Raft traffic, for tests: drop messages by
 //! region, type or direction, isolate the store, partition it from some
-//! stores, or delay what it sends. Empty (always, in production), it costs
-//! one read lock per batch.
+//! stores, or delay what it sends; switch one rule off without clearing
+//! the others, or hold messages back and hand them to the test to deliver
+//! later. Empty (always, in production), it costs one read lock per batch.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_proto::raft_serverpb::RaftMessage;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use raftcore::{codec, MessageType};
 
 /// Which way a batch is going, seen from the store the chain belongs to.
@@ -96,17 +98,20 @@ pub struct DropFilter {
     pub direction: Option<Direction>,
 }
 
+impl DropFilter {
+    /// Whether `m`, going `direction`, matches every set criterion.
+    fn matches(&self, direction: Direction, m: &RaftMessage) -> bool {
+        let direction_match = self.direction.is_none_or(|d| d == direction);
+        let region_match = self.region_id.is_none_or(|r| r == m.region_id);
+        let type_match =
+            self.types.is_empty() || message_type(m).is_some_and(|t| self.types.contains(&t));
+        direction_match && region_match && type_match
+    }
+}
+
 impl Filter for DropFilter {
     fn filter(&self, direction: Direction, _: u64, msgs: &mut Vec<RaftMessage>) {
-        if self.direction.is_some_and(|d| d != direction) {
-            return;
-        }
-        msgs.retain(|m| {
-            let region_match = self.region_id.is_none_or(|r| r == m.region_id);
-            let type_match =
-                self.types.is_empty() || message_type(m).is_some_and(|t| self.types.contains(&t));
-            !(region_match && type_match)
-        });
+        msgs.retain(|m| !self.matches(direction, m));
     }
 }
 
@@ -118,6 +123,102 @@ impl Filter for DelayFilter {
 
     fn delay(&self) -> Option<Duration> {
         Some(self.0)
+    }
+}
+
+/// A rule the test turns off (and on again) in place: one fault heals
+/// while the rest of the chain — say, an observer installed before it —
+/// stays, which [`FilterChain::clear`] would not allow. Starts on.
+pub struct Switch {
+    on: AtomicBool,
+    inner: Box<dyn Filter>,
+}
+
+impl Switch {
+    /// `inner`, switched on.
+    pub fn new(inner: impl Filter + 'static) -> Arc<Switch> {
+        Arc::new(Switch {
+            on: AtomicBool::new(true),
+            inner: Box::new(inner),
+        })
+    }
+
+    /// Turns the rule on or off.
+    pub fn set(&self, on: bool) {
+        self.on.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the rule applies.
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::SeqCst)
+    }
+}
+
+impl Filter for Switch {
+    fn filter(&self, direction: Direction, other_store: u64, msgs: &mut Vec<RaftMessage>) {
+        if self.is_on() {
+            self.inner.filter(direction, other_store, msgs);
+        }
+    }
+
+    fn delay(&self) -> Option<Duration> {
+        self.is_on().then(|| self.inner.delay()).flatten()
+    }
+}
+
+/// Holds back the messages that match `criteria` (as [`DropFilter`] would
+/// drop them) until [`release`](Self::release), which stops holding and
+/// hands them to the test, oldest first, to deliver when it chooses (TiKV's
+/// `reserve_dropped` and replay): a message made at one moment arrives at
+/// another, after something else happened.
+///
+/// Held inbound, a snapshot message arrives after its file was received
+/// and checked; the file stays in the store's snapshot directory (only a
+/// restart or the snapshot's installation removes it), so handing the
+/// message to its region later installs the snapshot then.
+pub struct HoldFilter {
+    criteria: DropFilter,
+    holding: AtomicBool,
+    held: Mutex<Vec<RaftMessage>>,
+}
+
+impl HoldFilter {
+    /// Holds what matches `criteria`, from now on.
+    pub fn new(criteria: DropFilter) -> Arc<HoldFilter> {
+        Arc::new(HoldFilter {
+            criteria,
+            holding: AtomicBool::new(true),
+            held: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A copy of the messages held so far, oldest first.
+    pub fn held(&self) -> Vec<RaftMessage> {
+        self.held.lock().clone()
+    }
+
+    /// Stops holding (everything passes from now on) and returns what was
+    /// held, oldest first.
+    pub fn release(&self) -> Vec<RaftMessage> {
+        // Under the lock, so that no message is held after the last one
+        // was handed out.
+        let mut held = self.held.lock();
+        self.holding.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *held)
+    }
+}
+
+impl Filter for HoldFilter {
+    fn filter(&self, direction: Direction, _: u64, msgs: &mut Vec<RaftMessage>) {
+        let mut held = self.held.lock();
+        if !self.holding.load(Ordering::SeqCst) {
+            return;
+        }
+        let (hold, pass): (Vec<RaftMessage>, Vec<RaftMessage>) = std::mem::take(msgs)
+            .into_iter()
+            .partition(|m| self.criteria.matches(direction, m));
+        *msgs = pass;
+        held.extend(hold);
     }
 }
 
@@ -178,5 +279,41 @@ mod tests {
         let mut all = batch();
         chain.apply(Direction::Outbound, 9, &mut all);
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn a_switched_off_rule_passes_everything_and_holds_are_handed_back() {
+        let chain = FilterChain::default();
+        let cut = Switch::new(PartitionFilter { stores: vec![] });
+        chain.add(cut.clone());
+        let batch = || vec![msg(1, MessageType::Append), msg(2, MessageType::Snapshot)];
+        let mut out = batch();
+        chain.apply(Direction::Outbound, 9, &mut out);
+        assert!(out.is_empty());
+        cut.set(false);
+        let mut out = batch();
+        chain.apply(Direction::Outbound, 9, &mut out);
+        assert_eq!(out.len(), 2);
+
+        let hold = HoldFilter::new(DropFilter {
+            types: vec![MessageType::Snapshot],
+            direction: Some(Direction::Inbound),
+            ..Default::default()
+        });
+        chain.add(hold.clone());
+        let mut outbound = batch();
+        chain.apply(Direction::Outbound, 9, &mut outbound);
+        assert_eq!(outbound.len(), 2, "other direction untouched");
+        let mut inbound = batch();
+        chain.apply(Direction::Inbound, 9, &mut inbound);
+        assert_eq!(inbound.len(), 1);
+        assert_eq!(hold.held().len(), 1);
+        let released = hold.release();
+        assert_eq!(released.len(), 1);
+        assert_eq!(message_type(&released[0]), Some(MessageType::Snapshot));
+        let mut after = batch();
+        chain.apply(Direction::Inbound, 9, &mut after);
+        assert_eq!(after.len(), 2, "nothing held after the release");
+        assert!(hold.held().is_empty());
     }
 }

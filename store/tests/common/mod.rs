@@ -15,7 +15,11 @@ use flotilla_proto::metapb;
 use flotilla_store::config::StoreConfig;
 use flotilla_store::server::Store;
 
+pub mod faults;
+pub mod journal;
 pub mod kv;
+pub mod membership;
+pub mod probe;
 use tonic::transport::Channel;
 
 /// Generous deadline for anything that should happen "soon" on a loaded
@@ -130,6 +134,20 @@ impl Cluster {
         pd_tweak: impl FnOnce(&mut PdConfig),
         tweak: impl Fn(&mut StoreConfig) + Send + Sync + 'static,
     ) -> Cluster {
+        let cluster = Cluster::launch(n, pd_tweak, tweak).await;
+        let first = cluster.first_region().await;
+        cluster.wait_for_leader(first).await;
+        cluster
+    }
+
+    /// Like [`start_custom`](Self::start_custom), without waiting for the
+    /// cluster's bootstrap (PD bootstraps once `max-replicas` stores
+    /// registered).
+    pub async fn launch(
+        n: usize,
+        pd_tweak: impl FnOnce(&mut PdConfig),
+        tweak: impl Fn(&mut StoreConfig) + Send + Sync + 'static,
+    ) -> Cluster {
         init_logging();
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -157,8 +175,6 @@ impl Cluster {
         for i in 0..n {
             cluster.start_store(i).await;
         }
-        let first = cluster.first_region().await;
-        cluster.wait_for_leader(first).await;
         cluster
     }
 
@@ -171,6 +187,35 @@ impl Cluster {
         (self.tweak)(&mut cfg);
         let store = Store::start(cfg).await.expect("store starts");
         self.stores[i] = Some(store);
+    }
+
+    /// Stops store `i` and starts it again on its data directory. The
+    /// stopped store's RocksDB may stay open a moment after `stop` returns
+    /// (an RPC handler still finishing holds it), so opening it again is
+    /// retried until it is free.
+    pub async fn restart_store(&mut self, i: usize) {
+        self.stop_store(i).await;
+        let deadline = Instant::now() + LONG;
+        loop {
+            let mut cfg = store_config(
+                &self.dir.path().join(format!("store-{i}")),
+                &self.pd_endpoint,
+            );
+            (self.tweak)(&mut cfg);
+            match Store::start(cfg).await {
+                Ok(store) => {
+                    self.stores[i] = Some(store);
+                    return;
+                }
+                Err(e @ flotilla_store::server::StartError::Engine(_))
+                    if Instant::now() < deadline =>
+                {
+                    tracing::info!(error = %e, "store {i}'s RocksDB still open; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("store {i} does not restart: {e:?}"),
+            }
+        }
     }
 
     /// Starts one more store; returns its index.
@@ -362,6 +407,16 @@ impl Cluster {
         let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
         let status = head.lines().next().unwrap_or_default().to_string();
         (status, body.to_string())
+    }
+
+    /// Removes PD's balance schedulers: only its checkers and the test's
+    /// operators move replicas and leaders.
+    pub async fn disable_balance(&self) {
+        for name in ["balance-leader", "balance-region"] {
+            let path = format!("/pd/api/v1/schedulers/{name}");
+            let (status, body) = self.pd_http("DELETE", &path, "").await;
+            assert!(status.contains(" 200"), "removing {name}: {status} {body}");
+        }
     }
 
     /// Store `i`'s ID.
