@@ -211,6 +211,21 @@ impl<S: Storage> RawNode<S> {
         self.raft.is_hibernating()
     }
 
+    /// Lets a peer the host knows to be pristine vote at once. With leases
+    /// on, every peer otherwise ignores vote requests for `election_ticks`
+    /// after it starts: it may have acknowledged a leader before a restart,
+    /// and that leader may still serve reads on the promise. A peer that
+    /// never acknowledged a leader of its group — it never left the term
+    /// its log began in and never voted (a split's new region whose leader
+    /// it has not heard from yet) — promised nothing. Without this, the
+    /// new regions of a split stall an election timeout: their followers'
+    /// peers ignore the first candidate's requests.
+    ///
+    /// Does nothing once the peer has heard from a leader.
+    pub fn waive_startup_vote_wait(&mut self) {
+        self.raft.waive_startup_vote_wait();
+    }
+
     /// Whether this peer is the leader and holds a lease now: a read served
     /// from the local state machine after applying up to the commit index
     /// is linearizable under the clock assumption of [`Config::lease_ticks`].

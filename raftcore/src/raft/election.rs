@@ -67,6 +67,13 @@ impl<S: Storage> Raft<S> {
         self.prs.is_voter(self.id) && self.raft_log.unstable_snapshot().is_none()
     }
 
+    /// See [`RawNode::waive_startup_vote_wait`](crate::RawNode::waive_startup_vote_wait).
+    pub(crate) fn waive_startup_vote_wait(&mut self) {
+        if self.leader_id == NO_PEER && self.vote == NO_PEER {
+            self.no_vote_before = 0;
+        }
+    }
+
     /// Whether this peer heard from a leader recently enough (or started
     /// recently enough, with leases on) to refuse votes.
     pub(super) fn in_lease(&self) -> bool {

@@ -75,6 +75,8 @@ pub struct StoreContext {
     pub liveness: super::liveness::StoreLiveness,
     /// Leaderships and epochs, for fault tests (off in production).
     pub journal: super::journal::Journal,
+    /// Messages for split regions whose split has not applied here yet.
+    pub deferred: super::deferred::Deferred,
 }
 
 impl StoreContext {

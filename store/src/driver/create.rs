@@ -12,7 +12,8 @@
 //!   about age: PD hands out IDs from reserved blocks, so only `conf_ver`
 //!   orders configurations);
 //! - the message's range overlaps no region here: a split not yet applied
-//!   on this store will create that peer itself, from the split.
+//!   on this store will create that peer itself, from the split (the
+//!   message waits for it, [`super::deferred`]).
 
 use flotilla_proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
 use raftcore::MessageType;
@@ -24,14 +25,25 @@ use crate::engine::keys::region_state_key;
 use crate::engine::CF_META;
 use crate::peer::storage::PeerStorage;
 
-/// Creates the peer `envelope` addresses if it may exist here. Returns
-/// whether a peer now exists to deliver the message to.
+/// What became of a message for a region with no peer here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Creation {
+    /// A peer exists now: deliver the message.
+    Ready,
+    /// The region's range is still part of a region here whose split has
+    /// not applied yet: the split will create the peer.
+    AwaitingSplit,
+    /// No peer may exist for it here: drop the message.
+    Refused,
+}
+
+/// Creates the peer `envelope` addresses if it may exist here.
 pub fn maybe_create_peer(
     store: &StoreContext,
     router: &PeerRouter,
     envelope: &RaftMessage,
     msg_type: MessageType,
-) -> bool {
+) -> Creation {
     let creates = matches!(
         msg_type,
         MessageType::Append
@@ -41,10 +53,10 @@ pub fn maybe_create_peer(
             | MessageType::PreVote
     );
     let Some(to) = envelope.to_peer else {
-        return false;
+        return Creation::Refused;
     };
     if !creates || envelope.is_tombstone || to.id == 0 {
-        return false;
+        return Creation::Refused;
     }
     let region_id = envelope.region_id;
     match store
@@ -62,15 +74,15 @@ pub fn maybe_create_peer(
                 .find(|p| p.store_id == store.store_id)
                 .map_or(0, |p| p.id);
             if new_conf <= old_conf || to.id == old_peer {
-                return false;
+                return Creation::Refused;
             }
         }
         // A live state without a peer in the router: being created or
         // destroyed right now; the leader retries.
-        Ok(Some(_)) => return false,
+        Ok(Some(_)) => return Creation::Refused,
         Err(e) => {
             tracing::warn!(region = region_id, error = %e, "reading region state");
-            return false;
+            return Creation::Refused;
         }
     }
     let claimed = flotilla_proto::metapb::Region {
@@ -85,7 +97,7 @@ pub fn maybe_create_peer(
             peer = to.id,
             "not created: its range overlaps a region here"
         );
-        return false;
+        return Creation::AwaitingSplit;
     }
     // No range or peers yet; the epoch of the message that created it
     // tells later messages for another peer of the region here whether
@@ -99,7 +111,7 @@ pub fn maybe_create_peer(
         Ok(storage) => storage,
         Err(e) => {
             tracing::warn!(region = region_id, error = %e, "peer not created");
-            return false;
+            return Creation::Refused;
         }
     };
     match create_peer(store, router, to, storage) {
@@ -109,12 +121,12 @@ pub fn maybe_create_peer(
                 peer = to.id,
                 "peer created by a message from its leader"
             );
-            true
+            Creation::Ready
         }
-        Err(CreatePeerError::Exists(_)) => true,
+        Err(CreatePeerError::Exists(_)) => Creation::Ready,
         Err(e) => {
             tracing::warn!(region = region_id, error = %e, "peer not created");
-            false
+            Creation::Refused
         }
     }
 }

@@ -3,11 +3,13 @@
 //! work ([`handler`]), and the system that starts pollers, apply pool and
 //! the one store-wide ticker ([`system`], [`ticker`]), which stores this
 //! store still hears from ([`liveness`]), and peers created by a message
-//! from a new region's leader ([`create`]), and the state journal fault
+//! from a new region's leader ([`create`]) or held until a split creates
+//! them ([`deferred`]), and the state journal fault
 //! tests read ([`journal`]).
 
 pub mod context;
 pub mod create;
+pub mod deferred;
 pub mod handler;
 pub mod journal;
 pub mod liveness;

@@ -103,7 +103,14 @@ impl Peer {
         let region = storage.region().clone();
         let applied = apply_state.applied_index;
         let applied_term = raftcore::Storage::term(&storage, applied).unwrap_or(0);
-        let node = RawNode::new(&raft_config(cfg, me.id, applied), storage)?;
+        let pristine = storage.is_pristine();
+        let mut node = RawNode::new(&raft_config(cfg, me.id, applied), storage)?;
+        if pristine {
+            // No leader of this region ever heard from it: it owes no
+            // lease, so it may vote for the first candidate at once (a
+            // split's new region elects without waiting out a timeout).
+            node.waive_startup_vote_wait();
+        }
         let progress: ApplyProgress = Arc::new(Mutex::new(Default::default()));
         cx.apply_pool.schedule(ApplyTask::Register {
             region,

@@ -283,6 +283,11 @@ impl Peer {
                 return;
             }
         }
+        // Messages its leader-to-be sent before the split applied here
+        // (its vote requests, above all).
+        for held in cx.store.deferred.take(region.id) {
+            let _ = cx.router.send(region.id, PeerMsg::Raft(Box::new(held)));
+        }
         if campaign {
             let _ = cx.router.send(region.id, PeerMsg::Campaign);
         }

@@ -237,6 +237,13 @@ impl PeerStorage {
         Ok(())
     }
 
+    /// Whether this peer never acknowledged a leader of its region: it
+    /// never voted and never left the term a region's log begins in (a
+    /// leader's term is above it, and hearing one moves the peer there).
+    pub fn is_pristine(&self) -> bool {
+        self.hard_state.vote == 0 && self.hard_state.term <= INIT_TERM
+    }
+
     /// The region as this peer knows it.
     pub fn region(&self) -> &metapb::Region {
         &self.region

@@ -136,6 +136,7 @@ impl Store {
             lifecycle: Default::default(),
             liveness: Default::default(),
             journal: Journal::open(&cfg.data_dir, store_id),
+            deferred: Default::default(),
         });
         let filters = Arc::new(FilterChain::default());
         let sender = SnapshotSender::new(

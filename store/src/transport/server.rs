@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::filter::{Direction, FilterChain};
 use super::snapshot::announced;
 use crate::driver::context::StoreContext;
-use crate::driver::create::maybe_create_peer;
+use crate::driver::create::{maybe_create_peer, Creation};
 use crate::driver::handler::PeerRouter;
 use crate::metrics::StoreMetrics;
 use crate::peer::msg::{InboundRaft, PeerMsg};
@@ -106,11 +106,16 @@ impl RaftService {
             }
             Err(SendError::NotFound(msg)) => msg,
         };
-        let PeerMsg::Raft(inbound) = &msg else {
+        let PeerMsg::Raft(inbound) = msg else {
             return;
         };
-        let created = maybe_create_peer(&self.store, &self.router, &inbound.envelope, msg_type);
-        if !created || self.router.send(region_id, msg).is_err() {
+        let delivered =
+            match maybe_create_peer(&self.store, &self.router, &inbound.envelope, msg_type) {
+                Creation::Ready => self.router.send(region_id, PeerMsg::Raft(inbound)).is_ok(),
+                Creation::AwaitingSplit => self.store.deferred.hold(*inbound),
+                Creation::Refused => false,
+            };
+        if !delivered {
             self.metrics.messages_dropped.inc();
         }
     }
