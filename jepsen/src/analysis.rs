@@ -54,6 +54,34 @@ pub struct Checked {
     pub checker_ms: u64,
 }
 
+/// The account and anomalies of a workload with its own check (set,
+/// queue): `objects` checked over `ops` operations, `lost` acknowledged
+/// writes lost and `wrong` objects with another anomaly.
+pub fn account(
+    objects: usize,
+    ops: usize,
+    lost: u64,
+    wrong: u64,
+    started: Instant,
+) -> (Checked, Anomalies) {
+    let checked = Checked {
+        keys: objects,
+        ops_checked: ops,
+        verdict: if lost + wrong == 0 {
+            "linearizable"
+        } else {
+            "illegal"
+        },
+        checker_ms: started.elapsed().as_millis() as u64,
+    };
+    let anomalies = Anomalies {
+        lost_ack_write: lost,
+        non_linearizable_keys: wrong,
+        ..Anomalies::default()
+    };
+    (checked, anomalies)
+}
+
 /// Checks the history; returns the account, the anomalies (without
 /// crashes), and a description of each failing key.
 pub fn analyse(history: BTreeMap<String, Vec<Op>>) -> (Checked, Anomalies, String) {

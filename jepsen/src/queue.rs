@@ -23,7 +23,7 @@ use flotilla_checker::generate::Rng;
 use flotilla_client::{Bytes, RawClient};
 use flotilla_proto::limits::MAX_SCAN_LIMIT;
 
-use crate::analysis::{Anomalies, Checked};
+use crate::analysis::{self, Anomalies, Checked};
 use crate::history::{Recorder, Tally};
 use crate::register::{unique_value, write_error_is_certain, FINAL_READER};
 
@@ -278,21 +278,8 @@ pub fn analyse(queue: &Queue) -> (Checked, Anomalies, String) {
         (log.0.clone(), log.1.clone(), log.2.clone())
     };
     let found = check(&enqueues, &claims, &last.unwrap_or_default());
-    let checked = Checked {
-        keys: found.jobs,
-        ops_checked: enqueues.len() + claims.len(),
-        verdict: if found.lost + found.wrong == 0 {
-            "linearizable"
-        } else {
-            "illegal"
-        },
-        checker_ms: started.elapsed().as_millis() as u64,
-    };
-    let anomalies = Anomalies {
-        lost_ack_write: found.lost,
-        non_linearizable_keys: found.wrong,
-        ..Anomalies::default()
-    };
+    let ops = enqueues.len() + claims.len();
+    let (checked, anomalies) = analysis::account(found.jobs, ops, found.lost, found.wrong, started);
     (checked, anomalies, found.failures)
 }
 

@@ -24,7 +24,7 @@ use flotilla_checker::generate::Rng;
 use flotilla_client::RawClient;
 use flotilla_proto::limits::MAX_SCAN_LIMIT;
 
-use crate::analysis::{Anomalies, Checked};
+use crate::analysis::{self, Anomalies, Checked};
 use crate::history::{Recorder, Tally};
 use crate::register::{unique_value, write_error_is_certain};
 
@@ -225,21 +225,10 @@ pub fn analyse(sets: &Sets) -> (Checked, Anomalies, String) {
     let started = std::time::Instant::now();
     let (adds, reads) = sets.log().clone();
     let found = check(&adds, &reads);
-    let checked = Checked {
-        keys: found.sets,
-        ops_checked: adds.len() + reads.len(),
-        verdict: if found.bad_sets == 0 {
-            "linearizable"
-        } else {
-            "illegal"
-        },
-        checker_ms: started.elapsed().as_millis() as u64,
-    };
-    let anomalies = Anomalies {
-        lost_ack_write: found.lost,
-        non_linearizable_keys: found.bad_sets,
-        ..Anomalies::default()
-    };
+    let ops = adds.len() + reads.len();
+    // A set with a lost add also counts as one with a wrong read.
+    let wrong = found.bad_sets;
+    let (checked, anomalies) = analysis::account(found.sets, ops, found.lost, wrong, started);
     (checked, anomalies, found.failures)
 }
 
