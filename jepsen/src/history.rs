@@ -90,14 +90,13 @@ impl Recorder {
         guard.1.add(tally);
         drop(guard);
         if tally == Tally::Ok {
-            self.served(client);
+            self.served(client, self.now());
         }
     }
 
-    fn served(&self, client: u64) {
-        let now = self.now();
+    fn served(&self, client: u64, at: u64) {
         let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        served.entry(client).or_default().push(now);
+        served.entry(client).or_default().push(at);
     }
 
     /// The longest any of `clients` went without a successful call
@@ -147,7 +146,7 @@ impl Recorder {
         let op = match outcome {
             Outcome::Done(out) => {
                 counts.add(Tally::Ok);
-                self.served(client);
+                self.served(client, ret);
                 Operation::done(client, call, ret, input, out)
             }
             Outcome::Failed => {

@@ -169,17 +169,19 @@ pub async fn run(
         // A partition some store did not take is healed and not counted.
         let mut injected = true;
         let (target, hold, undo) = match fault {
-            Fault::Kill => {
-                let i = pick_store(&cluster, &mut rng).await;
-                cluster.store(i).kill();
+            Fault::Kill | Fault::KillPd => {
+                let p = pick_process(fault, &cluster, &mut rng).await;
+                let node = p.node(&mut cluster);
+                node.kill();
                 let hold = jitter(&mut rng, Duration::from_secs(3));
-                (format!("store-{i}"), hold, Undo::Restart(i))
+                (node.name().to_string(), hold, Undo::Restart(p))
             }
-            Fault::Pause => {
-                let i = pick_store(&cluster, &mut rng).await;
-                cluster.store(i).pause();
+            Fault::Pause | Fault::PausePd => {
+                let p = pick_process(fault, &cluster, &mut rng).await;
+                let node = p.node(&mut cluster);
+                node.pause();
                 let hold = Duration::from_millis(2000 + rng.below(2000));
-                (format!("store-{i}"), hold, Undo::Resume(i))
+                (node.name().to_string(), hold, Undo::Resume(p))
             }
             Fault::Partition
             | Fault::PartitionHalves
@@ -200,18 +202,6 @@ pub async fn run(
                 }
                 let hold = Duration::from_millis(3000 + rng.below(3000));
                 (topology.describe(), hold, Undo::Links)
-            }
-            Fault::KillPd => {
-                let i = pick_pd(&cluster, &mut rng).await;
-                cluster.pd(i).kill();
-                let hold = jitter(&mut rng, Duration::from_secs(3));
-                (format!("pd-{i}"), hold, Undo::RestartPd(i))
-            }
-            Fault::PausePd => {
-                let i = pick_pd(&cluster, &mut rng).await;
-                cluster.pd(i).pause();
-                let hold = Duration::from_millis(2000 + rng.below(2000));
-                (format!("pd-{i}"), hold, Undo::ResumePd(i))
             }
             Fault::Schedule => {
                 let i = pick_pd(&cluster, &mut rng).await;
@@ -261,20 +251,41 @@ pub async fn run(
     (cluster, log)
 }
 
+/// One of the cluster's processes.
+#[derive(Clone, Copy)]
+enum Process {
+    Pd(usize),
+    Store(usize),
+}
+
+impl Process {
+    fn node(self, cluster: &mut Playground) -> &mut flotilla::playground::Node {
+        match self {
+            Process::Pd(i) => cluster.pd(i),
+            Process::Store(i) => cluster.store(i),
+        }
+    }
+}
+
+/// The process a kill or pause hits: PD's leader for the PD faults, a
+/// store otherwise ([`pick_store`]).
+async fn pick_process(fault: Fault, cluster: &Playground, rng: &mut Rng) -> Process {
+    match fault {
+        Fault::KillPd | Fault::PausePd => Process::Pd(pick_pd(cluster, rng).await),
+        _ => Process::Store(pick_store(cluster, rng).await),
+    }
+}
+
 /// How to undo an injected fault.
 enum Undo {
-    /// Start store `i` again.
-    Restart(usize),
-    /// SIGCONT store `i`.
-    Resume(usize),
+    /// Start the process again.
+    Restart(Process),
+    /// SIGCONT the process.
+    Resume(Process),
     /// Remove every store's link cuts.
     Links,
     /// Start every PD member and store again.
     RestartAll,
-    /// Start PD member `i` again.
-    RestartPd(usize),
-    /// SIGCONT PD member `i`.
-    ResumePd(usize),
     /// Nothing to undo (a PD operator runs its course).
     Nothing,
 }
@@ -282,11 +293,9 @@ enum Undo {
 /// Undoes one fault.
 async fn heal(cluster: &mut Playground, undo: Undo) {
     match undo {
-        Undo::Restart(i) => restart(cluster.store(i)),
-        Undo::Resume(i) => cluster.store(i).resume(),
+        Undo::Restart(p) => restart(p.node(cluster)),
+        Undo::Resume(p) => p.node(cluster).resume(),
         Undo::Links => partition::heal(cluster).await,
-        Undo::RestartPd(i) => restart(cluster.pd(i)),
-        Undo::ResumePd(i) => cluster.pd(i).resume(),
         Undo::Nothing => {}
         Undo::RestartAll => {
             for i in 0..cluster.config().pds.len() {

@@ -26,6 +26,7 @@ use flotilla_proto::limits::MAX_SCAN_LIMIT;
 use crate::analysis::{self, Anomalies, Checked};
 use crate::history::{Recorder, Tally};
 use crate::register::{unique_value, write_error_is_certain, FINAL_READER};
+use crate::workload::prefix_end;
 
 const JOBS: &str = "queue/jobs/";
 const CLAIMS: &str = "queue/claims/";
@@ -88,11 +89,6 @@ fn number(key: &[u8], table: &str) -> u64 {
         .and_then(|s| std::str::from_utf8(s).ok())
         .and_then(|s| s.parse().ok())
         .unwrap_or(u64::MAX)
-}
-
-/// The end of a table's range ('0' follows '/').
-fn table_end(table: &str) -> String {
-    format!("{}0", table.trim_end_matches('/'))
 }
 
 impl Queue {
@@ -174,7 +170,7 @@ pub async fn client(
 async fn free_job(kv: &RawClient, cursor: u64) -> Result<(Option<u64>, Option<u64>), ()> {
     let from = job_key(JOBS, cursor.saturating_add(1));
     let jobs = kv
-        .scan_keys(from..table_end(JOBS), PAGE)
+        .scan_keys(from..prefix_end(JOBS), PAGE)
         .await
         .map_err(|_| ())?;
     let jobs: Vec<u64> = jobs.iter().map(|k| number(k, JOBS)).collect();
@@ -206,7 +202,7 @@ async fn read_table(kv: &RawClient, table: &str) -> Option<BTreeMap<u64, u64>> {
     let mut from = table.to_string().into_bytes();
     loop {
         let page = kv
-            .scan(from.clone()..table_end(table).into_bytes(), MAX_SCAN_LIMIT)
+            .scan(from.clone()..prefix_end(table).into_bytes(), MAX_SCAN_LIMIT)
             .await
             .ok()?;
         for p in &page {
@@ -459,6 +455,6 @@ mod tests {
     fn table_keys_round_trip() {
         assert_eq!(number(job_key(JOBS, 42).as_bytes(), JOBS), 42);
         assert_eq!(number(b"queue/jobs/x", JOBS), u64::MAX);
-        assert!(table_end(JOBS).as_str() > job_key(JOBS, u64::MAX).as_str());
+        assert!(prefix_end(JOBS).as_str() > job_key(JOBS, u64::MAX).as_str());
     }
 }

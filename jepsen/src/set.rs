@@ -27,6 +27,7 @@ use flotilla_proto::limits::MAX_SCAN_LIMIT;
 use crate::analysis::{self, Anomalies, Checked};
 use crate::history::{Recorder, Tally};
 use crate::register::{unique_value, write_error_is_certain};
+use crate::workload::prefix_end;
 
 /// The workload's shape.
 #[derive(Clone, Debug)]
@@ -106,8 +107,7 @@ impl Sets {
     /// Reads set `set` whole; `None` if the read failed.
     async fn read(&self, kv: &RawClient, set: u64) -> Option<BTreeSet<u64>> {
         let prefix = Sets::prefix(set);
-        // '0' follows '/': the range is exactly the prefix.
-        let end = format!("set-{set}0");
+        let end = prefix_end(&prefix);
         let keys = kv
             .scan_keys(prefix.clone()..end, MAX_SCAN_LIMIT)
             .await

@@ -38,6 +38,12 @@ impl Workload {
     }
 }
 
+/// The end of the key range holding exactly the keys under `prefix`, a
+/// prefix ending in '/' ('0' follows '/').
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    format!("{}0", prefix.trim_end_matches('/'))
+}
+
 /// A workload's sizes.
 #[derive(Clone, Debug)]
 pub struct Sizes {

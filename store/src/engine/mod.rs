@@ -111,10 +111,7 @@ impl Engine {
 
     /// Commits a write batch; with `sync`, fsyncs the WAL first.
     pub fn write(&self, batch: rocksdb::WriteBatch, sync: bool) -> Result<(), EngineError> {
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(sync);
-        self.db.write_opt(batch, &opts)?;
-        Ok(())
+        self.write_opt(batch, sync, true)
     }
 
     /// Commits a batch the store then acknowledges (a Raft round's log
@@ -126,11 +123,19 @@ impl Engine {
         batch: rocksdb::WriteBatch,
         sync: bool,
     ) -> Result<(), EngineError> {
-        if !crate::planted::on(crate::planted::Bug::AckBeforePersist) {
-            return self.write(batch, sync);
-        }
+        let wal = !crate::planted::on(crate::planted::Bug::AckBeforePersist);
+        self.write_opt(batch, sync && wal, wal)
+    }
+
+    fn write_opt(
+        &self,
+        batch: rocksdb::WriteBatch,
+        sync: bool,
+        wal: bool,
+    ) -> Result<(), EngineError> {
         let mut opts = rocksdb::WriteOptions::default();
-        opts.disable_wal(true);
+        opts.set_sync(sync);
+        opts.disable_wal(!wal);
         self.db.write_opt(batch, &opts)?;
         Ok(())
     }
